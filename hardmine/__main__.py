@@ -1,0 +1,5 @@
+import sys
+
+from hardmine.cli import main
+
+sys.exit(main())

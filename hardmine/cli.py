@@ -1,0 +1,55 @@
+"""The `hardmine` console script (also `python -m hardmine`). Thin: parses, loads config, calls the library."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hardmine.config import ConfigError, load_config
+from hardmine.data import DataError
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML config (see jobs/configs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a config value")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hardmine.pipeline import STAGES
+
+    parser = argparse.ArgumentParser(prog="hardmine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run every stage (resuming finished ones)")
+    _config_args(p)
+    for name in STAGES:
+        p = sub.add_parser(name, help=f"run the pipeline up to the {name} stage")
+        _config_args(p)
+    p = sub.add_parser("demo-data", help="write the embedded demo dataset (demo.csv + demo_truth.csv)")
+    p.add_argument("out_dir")
+    p.add_argument("--rows", type=int, default=3000)
+    p.add_argument("--noise-rate", type=float, default=0.08)
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo-data":
+            from hardmine.demo_data import write_demo
+
+            out = write_demo(args.out_dir, n_rows=args.rows, noise_rate=args.noise_rate, seed=args.seed)
+            print(f"wrote {out['data']} and {out['truth']} ({out['rows']} rows, {out['noisy']} noisy labels)")
+            return 0
+        from hardmine.pipeline import run_all
+
+        cfg = load_config(args.config, args.overrides)
+        store = run_all(cfg, until=None if args.command == "run" else args.command)
+        print(f"outputs: {store.uri}")
+        return 0
+    except (ConfigError, DataError) as e:
+        print(f"hardmine: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Typed configuration for every stage (pydantic), loaded from YAML with dotted overrides.
+
+Unknown keys, wrong types and impossible values fail before any work starts, with the
+key path and a fix in the message.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the key path and how to fix it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DemoData(_Section):
+    n_rows: int = Field(3000, ge=100, description="rows of the generated demo dataset")
+    noise_rate: float = Field(0.08, ge=0.0, lt=0.5, description="share of labels flipped on purpose")
+    ambiguous_rate: float = Field(0.06, ge=0.0, lt=0.5, description="share of rows mixing two classes' cues")
+    seed: int = 0
+
+
+class DataConfig(_Section):
+    path: Optional[str] = Field(None, description="CSV/TSV/JSONL/Parquet file or a datasets save_to_disk dir; null with demo")
+    demo: Optional[DemoData] = Field(None, description="generate the embedded demo dataset instead of reading path")
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "hf"] = "auto"
+    text_column: str = "text"
+    label_column: str = "label"
+    id_column: Optional[str] = Field("id", description="null: ids are the row numbers")
+    labels: Optional[list[str]] = Field(None, description="label vocabulary in index order (default: sorted)")
+    drop_empty: bool = Field(False, description="drop rows with empty text (ids recorded in the manifest) instead of failing")
+    test_path: Optional[str] = Field(None, description="held-out test file, same columns")
+    test_size: float = Field(0.0, ge=0.0, lt=0.9, description="stratified hold-out carved before mining when no test_path")
+    truth_path: Optional[str] = Field(None, description="CSV with id,true_label for injected-noise precision/recall")
+    encoding: str = "utf-8"
+
+    @model_validator(mode="after")
+    def _source(self):
+        if self.path is None and self.demo is None:
+            raise ValueError("set data.path to your dataset file, or data.demo: {} for the embedded demo data")
+        if self.path is not None and self.demo is not None:
+            raise ValueError("data.path and data.demo are exclusive: keep one")
+        if self.test_path and self.test_size:
+            raise ValueError("data.test_path and data.test_size are exclusive: keep one")
+        return self
+
+
+class FaultInjection(_Section):
+    """Test-only: crash a fold's worker once, at the start of an epoch."""
+
+    fold: int = Field(0, ge=0)
+    epoch: int = Field(1, ge=0)
+
+
+class OOFConfig(_Section):
+    folds: int = Field(5, ge=2, description="K cross-validation folds (2 <= K <= smallest class size)")
+    backbone: Literal["frozen", "finetune"] = "frozen"
+    model: str = Field("packaged:minilm", description="packaged:minilm, packaged:use-multilingual (frozen only), a hub name or a local path")
+    max_length: int = Field(64, ge=8, le=4096)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(5e-5, gt=0.0, description="learning rate (finetune); the frozen head uses head_lr")
+    head_lr: float = Field(1e-2, gt=0.0)
+    epochs: int = Field(3, ge=1)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    head: Literal["linear", "mlp"] = "linear"
+    head_hidden: int = Field(256, ge=1)
+    head_batch_size: int = Field(32, ge=1)
+    cpus_per_fold: float = Field(1.0, gt=0.0)
+    gpus_per_fold: float = Field(0.0, ge=0.0, description="fractions pack several folds on one GPU, e.g. 0.2 -> 5 folds per GPU")
+    max_failures: int = Field(2, ge=0, description="FailureConfig: restarts of a fold from its last checkpoint")
+    embed_batch_size: int = Field(64, ge=1)
+    embed_actors: int = Field(1, ge=1, description="Ray Data actors computing frozen embeddings")
+    frozen_runner: Literal["task", "trainer"] = Field("task", description="frozen heads: plain Ray task (less overhead) or TorchTrainer")
+    fault_injection: Optional[FaultInjection] = Field(None, description="test only")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.model == "packaged:use-multilingual" and self.backbone != "frozen":
+            raise ValueError("oof.model packaged:use-multilingual works with oof.backbone: frozen only")
+        if self.gpus_per_fold > 1 and self.gpus_per_fold != int(self.gpus_per_fold):
+            raise ValueError("oof.gpus_per_fold above 1 must be a whole number of GPUs")
+        return self
+
+
+class RayConfig(_Section):
+    address: Optional[str] = Field(None, description="null: join the cluster under `ray job submit`, else start a local one")
+    num_cpus: Optional[int] = Field(None, ge=1, description="local cluster only")
+    num_gpus: Optional[int] = Field(None, ge=0, description="local cluster only")
+
+
+class Config(_Section):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$", description="run name: outputs go to <run_root>/<name>")
+    run_root: str = Field(
+        default_factory=lambda: os.environ.get("HARDMINE_RUN_ROOT", "runs"),
+        description="local dir or URI (s3://, gs://, file://) holding runs; default $HARDMINE_RUN_ROOT or runs",
+    )
+    seed: int = 0
+    data: DataConfig
+    oof: OOFConfig = OOFConfig()
+    ray: RayConfig = RayConfig()
+
+    @property
+    def run_dir(self) -> str:
+        return self.run_root.rstrip("/") + "/" + self.name
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable hash of some sections (or all) for stage fingerprints."""
+        d = self.model_dump(mode="json")
+        payload = {s: d[s] for s in sections} if sections else d
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Valid keys of the (sub)model at loc, for 'did you mean' hints."""
+    cur: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        f = getattr(cur, "model_fields", {}).get(part)
+        if f is None:
+            return []
+        ann = f.annotation
+        args = getattr(ann, "__args__", ()) or ()
+        nxt = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nxt is None:
+            return []
+        cur = nxt
+    return list(getattr(cur, "model_fields", {}))
+
+
+def format_validation_error(err: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        path = ".".join(str(p) for p in loc) or "<root>"
+        if e["type"] == "extra_forbidden":
+            valid = _fields_at(Config, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            hint = f"did you mean {'.'.join(map(str, loc[:-1] + (close[0],)))!r}?" if close else ""
+            lines.append(f"  {path}: unknown key. {hint} Valid keys here: {', '.join(valid)}")
+        else:
+            msg = e["msg"]
+            got = e.get("input")
+            got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"  {path}: {msg}{got_s}. Fix it in the YAML or with --set {path}=...")
+    return "\n".join(lines)
+
+
+def parse_overrides(overrides: list[str] | None) -> dict:
+    """['oof.folds=3', 'data.demo.n_rows=500'] -> nested dict (values parsed as YAML scalars)."""
+    out: dict = {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set oof.folds=3")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else None
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {p!r} is set to a value and a section at once")
+        node[parts[-1]] = value
+    return out
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def from_dict(raw: dict) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> Config:
+    """Load YAML, apply --set overrides (relative paths are relative to the working directory)."""
+    raw: dict = dict(base or {})
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {str(p)!r} must hold a mapping at the top level")
+        raw = deep_merge(raw, loaded)
+    raw = deep_merge(raw, parse_overrides(overrides))
+    return from_dict(raw)

@@ -1,0 +1,298 @@
+"""One training loop for both backbones, checkpointing every epoch and resuming.
+
+The loop is agnostic of where it runs: a ``Checkpoints`` object gives it the last checkpoint
+(if a previous attempt died) and persists a new one after every epoch. Inside a Ray Train
+worker that is ``ray.train.get_checkpoint``/``ray.train.report``; in a plain Ray task it is a
+directory of the run store (see ``hardmine.oof.runner``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from hardmine.oof.models import Head, autocast_dtype, load_finetune
+
+ARRAYS = "arrays.npz"
+STATE = "state.pt"
+META = "meta.json"
+MODEL_DIR = "model"
+
+
+class Checkpoints(Protocol):
+    def latest(self) -> str | None:
+        """Local directory holding the newest checkpoint, or None."""
+
+    def save(self, local_dir: str, metrics: dict) -> None:
+        """Persist ``local_dir`` as the new checkpoint and report ``metrics``."""
+
+
+def _seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def _maybe_crash(cfg: dict, epoch: int, step: int, n_steps: int) -> None:
+    """Test-only fault injection: kill this worker process once, mid-epoch."""
+    fault = cfg.get("fault")
+    if not fault or fault["fold"] != cfg["fold"] or fault["epoch"] != epoch or step != n_steps // 2:
+        return
+    marker = Path(cfg["fault_marker"])
+    if marker.exists():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"crashed fold {cfg['fold']} epoch {epoch} step {step} pid {os.getpid()}\n")
+    os._exit(17)
+
+
+class _Backbone:
+    """What differs between finetune and frozen: model, batches, prediction."""
+
+    def __init__(self, cfg: dict, device: torch.device):
+        self.cfg = cfg
+        self.device = device
+        data = cfg["data"]
+        if cfg["backbone"] == "finetune":
+            self.tokenizer, self.model = load_finetune(cfg["model_path"], cfg["num_labels"])
+        else:
+            dim = int(np.asarray(data["train_x"]).shape[1])
+            self.model = Head(dim, cfg["num_labels"], cfg["head"], cfg["head_hidden"])
+        self.model.to(device)
+
+    def _inputs(self, xs) -> dict:
+        if self.cfg["backbone"] == "finetune":
+            enc = self.tokenizer(
+                [str(t) for t in xs], padding=True, truncation=True, max_length=self.cfg["max_length"], return_tensors="pt"
+            )
+            return {k: v.to(self.device) for k, v in enc.items()}
+        return {"x": torch.tensor(np.asarray(xs), dtype=torch.float32, device=self.device)}
+
+    def logits(self, inputs: dict) -> torch.Tensor:
+        if self.cfg["backbone"] == "finetune":
+            return self.model(**inputs).logits
+        return self.model(inputs["x"])
+
+    def batch_size(self) -> int:
+        return self.cfg["batch_size"] if self.cfg["backbone"] == "finetune" else self.cfg["head_batch_size"]
+
+    def lr(self) -> float:
+        return self.cfg["lr"] if self.cfg["backbone"] == "finetune" else self.cfg["head_lr"]
+
+    @torch.inference_mode()
+    def predict(self, xs, amp: torch.dtype | None) -> np.ndarray:
+        self.model.eval()
+        out = []
+        bs = self.batch_size() * 2
+        for i in range(0, len(xs), bs):
+            with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+                logits = self.logits(self._inputs(xs[i : i + bs]))
+            out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+        if not out:
+            return np.zeros((0, self.cfg["num_labels"]), dtype=np.float32)
+        probs = np.concatenate(out).astype(np.float32)
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    def save_model(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+        if self.cfg["backbone"] == "finetune":
+            self.model.save_pretrained(path)
+            self.tokenizer.save_pretrained(path)
+        else:
+            torch.save(self.model.state_dict(), os.path.join(path, "head.pt"))
+        with open(os.path.join(path, "hardmine_model.json"), "w") as f:
+            json.dump(
+                {
+                    "backbone": self.cfg["backbone"],
+                    "encoder": self.cfg.get("encoder"),
+                    "max_length": self.cfg["max_length"],
+                    "num_labels": self.cfg["num_labels"],
+                    "head": getattr(self.model, "meta", None),
+                },
+                f,
+            )
+
+
+def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train one fold; return held-out probs per epoch, final probs, test probs and timings.
+
+    ``cfg`` holds: fold, seed, backbone, num_labels, model_path / head settings, max_length,
+    batch_size, head_batch_size, lr, head_lr, epochs, warmup_ratio, weight_decay,
+    mixed_precision, threads, fault, fault_marker and ``data`` = {train_x, train_y, val_x,
+    val_y, val_ids, test_x (optional)} where x are texts (finetune) or embeddings (frozen).
+    """
+    started = time.time()
+    if cfg.get("threads"):
+        torch.set_num_threads(max(1, int(cfg["threads"])))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp = autocast_dtype(cfg["mixed_precision"], device)
+    _seed_all(cfg["seed"] * 1000 + cfg["fold"])
+    data = cfg["data"]
+    train_x, train_y = data["train_x"], np.asarray(data["train_y"], dtype=np.int64)
+    val_x = data["val_x"]
+    epochs = cfg["epochs"]
+
+    bb = _Backbone(cfg, device)
+    decay, no_decay = [], []
+    for n, p in bb.model.named_parameters():
+        (no_decay if p.ndim < 2 or "norm" in n.lower() else decay).append(p)
+    optim = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}], lr=bb.lr()
+    )
+    steps_per_epoch = max(1, math.ceil(len(train_y) / bb.batch_size()))
+    total = steps_per_epoch * epochs
+    warmup = int(total * cfg["warmup_ratio"])
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        optim, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
+    )
+    scaler = torch.amp.GradScaler(enabled=amp == torch.float16)
+    loss_fn = nn.CrossEntropyLoss()
+
+    start_epoch, epoch_probs, first_started = 0, [], started
+    latest = ckpts.latest()
+    if latest:
+        state = torch.load(os.path.join(latest, STATE), map_location=device, weights_only=False)
+        bb.model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optim"])
+        sched.load_state_dict(state["sched"])
+        start_epoch = state["epoch"] + 1
+        epoch_probs = list(np.load(os.path.join(latest, ARRAYS))["epoch_probs"])
+        first_started = state.get("started", started)
+        log(f"fold {cfg['fold']}: resumed from checkpoint after epoch {state['epoch']}")
+
+    metrics: dict[str, Any] = {}
+    test_probs = None
+    for epoch in range(start_epoch, epochs):
+        _seed_all(cfg["seed"] * 1000003 + cfg["fold"] * 1009 + epoch)
+        perm = np.random.default_rng(cfg["seed"] * 7919 + cfg["fold"] * 131 + epoch).permutation(len(train_y))
+        bb.model.train()
+        total_loss = 0.0
+        for step in range(steps_per_epoch):
+            _maybe_crash(cfg, epoch, step, steps_per_epoch)
+            idx = perm[step * bb.batch_size() : (step + 1) * bb.batch_size()]
+            xb = [train_x[i] for i in idx] if cfg["backbone"] == "finetune" else np.asarray(train_x)[idx]
+            yb = torch.as_tensor(train_y[idx], device=device)
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                loss = loss_fn(bb.logits(bb._inputs(xb)).float(), yb)
+            optim.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optim)
+            torch.nn.utils.clip_grad_norm_(bb.model.parameters(), 1.0)
+            scaler.step(optim)
+            scaler.update()
+            sched.step()
+            total_loss += float(loss.detach())
+        probs = bb.predict(val_x, amp)
+        epoch_probs.append(probs)
+        last = epoch == epochs - 1
+        val_acc = float((probs.argmax(1) == np.asarray(data["val_y"])).mean())
+        metrics = {"fold": cfg["fold"], "epoch": epoch, "loss": total_loss / steps_per_epoch, "val_accuracy": val_acc}
+        with tempfile.TemporaryDirectory(prefix="hardmine-ckpt-") as tmp:
+            torch.save(
+                {
+                    "model": bb.model.state_dict(),
+                    "optim": optim.state_dict(),
+                    "sched": sched.state_dict(),
+                    "epoch": epoch,
+                    "started": first_started,
+                },
+                os.path.join(tmp, STATE),
+            )
+            arrays = {"epoch_probs": np.stack(epoch_probs)}
+            if last:
+                if data.get("test_x") is not None and len(data["test_x"]):
+                    test_probs = bb.predict(data["test_x"], amp)
+                    arrays["test_probs"] = test_probs
+                bb.save_model(os.path.join(tmp, MODEL_DIR))
+            np.savez(os.path.join(tmp, ARRAYS), **arrays)
+            with open(os.path.join(tmp, META), "w") as f:
+                json.dump({**metrics, "started": first_started, "finished": time.time()}, f)
+            ckpts.save(tmp, metrics)
+        log(f"fold {cfg['fold']} epoch {epoch}: loss {metrics['loss']:.4f} held-out acc {val_acc:.4f}")
+    return {"metrics": metrics, "started": first_started, "finished": time.time()}
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """Arrays and timing of a final fold checkpoint directory."""
+    arrays = np.load(os.path.join(path, ARRAYS))
+    with open(os.path.join(path, META)) as f:
+        meta = json.load(f)
+    return {
+        "epoch_probs": arrays["epoch_probs"],
+        "test_probs": arrays["test_probs"] if "test_probs" in arrays.files else None,
+        "meta": meta,
+    }
+
+
+class DirCheckpoints:
+    """Checkpoints as ``epoch-NNNN`` folders under a directory (plain Ray tasks; local or URI)."""
+
+    def __init__(self, root: str):
+        from hardmine.store import split_uri
+
+        self.uri = root
+        self.fs, self.root = split_uri(root)
+        self.fs.create_dir(self.root, recursive=True)
+        self._local = tempfile.mkdtemp(prefix="hardmine-restore-")
+
+    def _epochs(self) -> list[str]:
+        import pyarrow.fs as pafs
+
+        infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
+        return sorted(i.path for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("epoch-"))
+
+    def latest(self) -> str | None:
+        import pyarrow.fs as pafs
+
+        eps = self._epochs()
+        if not eps:
+            return None
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            return eps[-1]
+        dst = os.path.join(self._local, os.path.basename(eps[-1]))
+        pafs.copy_files(eps[-1], dst, source_filesystem=self.fs, destination_filesystem=pafs.LocalFileSystem())
+        return dst
+
+    def save(self, local_dir: str, metrics: dict) -> None:
+        import pyarrow.fs as pafs
+
+        name = f"epoch-{metrics['epoch']:04d}"
+        tmp = f"{self.root}/.tmp-{name}"
+        self.fs.create_dir(tmp, recursive=True)
+        pafs.copy_files(local_dir, tmp, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs)
+        final = f"{self.root}/{name}"
+        if self.fs.get_file_info(final).type != pafs.FileType.NotFound:
+            self.fs.delete_dir(final)
+        self.fs.move(tmp, final)
+        for old in self._epochs()[:-2]:  # keep the two newest
+            self.fs.delete_dir(old)
+
+
+class TrainCheckpoints:
+    """Checkpoints through Ray Train (``get_checkpoint`` / ``report``) inside a TorchTrainer worker."""
+
+    def __init__(self):
+        self._ctx = None
+
+    def latest(self) -> str | None:
+        import ray.train
+
+        ckpt = ray.train.get_checkpoint()
+        if ckpt is None:
+            return None
+        local = tempfile.mkdtemp(prefix="hardmine-restore-")
+        shutil.copytree(ckpt.to_directory(), local, dirs_exist_ok=True)
+        return local
+
+    def save(self, local_dir: str, metrics: dict) -> None:
+        import ray.train
+
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(local_dir))

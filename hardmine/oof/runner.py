@@ -1,0 +1,296 @@
+"""Ray edge of the OOF stage: embeddings with Ray Data, K concurrent fold trainings.
+
+Each ``finetune`` fold is its own ``TorchTrainer`` run (checkpoint every epoch,
+``FailureConfig`` restarts), and all K are launched at once from ``num_cpus=0`` tasks — the
+Ray 2.60 idiom for independent trainings. ``frozen`` folds train a small head on embeddings
+computed once; by default in a plain Ray task (``max_retries`` + run-store checkpoints give
+the same resume-after-crash behaviour with less overhead), or as TorchTrainer runs with
+``oof.frozen_runner: trainer``.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import ray
+
+from hardmine.config import Config
+from hardmine.embed import resolve_model_path
+from hardmine.oof.folds import make_folds
+from hardmine.oof.loop import MODEL_DIR, DirCheckpoints, TrainCheckpoints, read_checkpoint, train_fold
+from hardmine.schema import OOF
+from hardmine.store import RunStore
+
+
+class ResourceError(RuntimeError):
+    pass
+
+
+# ----------------------------------------------------------------------------- embeddings
+
+
+class _EmbedActor:
+    def __init__(self, model: str, max_length: int, batch_size: int):
+        import torch
+
+        from hardmine.embed import load_encoder
+
+        torch.set_num_threads(1)
+        self.encoder = load_encoder(model, max_length=max_length)
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict) -> dict:
+        emb = self.encoder.encode(list(batch["text"]), batch_size=self.batch_size)
+        return {"id": batch["id"], "emb": emb}
+
+
+def embed_texts(ids: list[str], texts: list[str], model: str, *, max_length: int, batch_size: int, actors: int, gpus: float = 0.0) -> np.ndarray:
+    """Sentence embeddings for ``texts`` with a Ray Data actor pool; rows in input order."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    ds = ray.data.from_arrow(pa.table({"id": ids, "text": texts}))
+    ds = ds.map_batches(
+        _EmbedActor,
+        fn_constructor_kwargs={"model": model, "max_length": max_length, "batch_size": batch_size},
+        batch_size=max(batch_size, 256),
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=1,
+        num_gpus=gpus or None,
+    )
+    pos = {i: n for n, i in enumerate(ids)}
+    out: np.ndarray | None = None
+    for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
+        emb = np.asarray(batch["emb"], dtype=np.float32)
+        if out is None:
+            out = np.zeros((len(ids), emb.shape[1]), dtype=np.float32)
+        out[[pos[i] for i in batch["id"]]] = emb
+    assert out is not None
+    return out
+
+
+# ----------------------------------------------------------------------------- fold workers
+
+
+def _fold_data(shared: dict, train_idx: np.ndarray, val_idx: np.ndarray) -> dict:
+    x = shared["x"]
+    take = (lambda idx: [x[i] for i in idx]) if isinstance(x, list) else (lambda idx: x[idx])
+    return {
+        "train_x": take(train_idx),
+        "train_y": shared["y"][train_idx],
+        "val_x": take(val_idx),
+        "val_y": shared["y"][val_idx],
+        "test_x": shared.get("test_x"),
+    }
+
+
+def _trainer_loop(config: dict) -> None:
+    """``train_loop_per_worker`` of a fold's TorchTrainer."""
+    cfg = dict(config)
+    shared = ray.get(cfg.pop("shared_ref"))
+    cfg["data"] = _fold_data(shared, cfg.pop("train_idx"), cfg.pop("val_idx"))
+    train_fold(cfg, TrainCheckpoints())
+
+
+def _copy_model(src_dir: str, store_uri: str, dest: str) -> None:
+    import pyarrow.fs as pafs
+
+    from hardmine.store import RunStore
+
+    store = RunStore(store_uri)
+    store.delete(dest)
+    store.fs.create_dir(store.path(dest), recursive=True)
+    pafs.copy_files(src_dir, store.path(dest), source_filesystem=pafs.LocalFileSystem(), destination_filesystem=store.fs)
+
+
+@ray.remote(num_cpus=0)
+def _fit_fold_trainer(cfg: dict, storage_path: str, run_name: str, cpus: float, gpus: float, max_failures: int, store_uri: str) -> dict:
+    """Run one fold as its own TorchTrainer and return its held-out arrays."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    resources = {"CPU": cpus}
+    if gpus:
+        resources["GPU"] = gpus
+    trainer = TorchTrainer(
+        _trainer_loop,
+        train_loop_config=cfg,
+        scaling_config=ScalingConfig(num_workers=1, use_gpu=gpus > 0, resources_per_worker=resources),
+        run_config=RunConfig(
+            name=run_name,
+            storage_path=storage_path,
+            failure_config=FailureConfig(max_failures=max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    result = trainer.fit()
+    with result.checkpoint.as_directory() as d:
+        out = read_checkpoint(d)
+        _copy_model(os.path.join(d, MODEL_DIR), store_uri, f"models/fold-{cfg['fold']}")
+    return out
+
+
+@ray.remote
+def _fit_fold_task(cfg: dict, shared: dict, ckpt_uri: str, store_uri: str) -> dict:
+    """Run one (frozen) fold in a plain task; retried from its last checkpoint if the worker dies."""
+    import torch
+
+    torch.set_num_threads(max(1, int(cfg.get("threads") or 1)))
+    cfg = dict(cfg)
+    cfg.pop("shared_ref", None)
+    cfg["data"] = _fold_data(shared, cfg.pop("train_idx"), cfg.pop("val_idx"))
+    ckpts = DirCheckpoints(ckpt_uri)
+    train_fold(cfg, ckpts)
+    latest = ckpts.latest()
+    out = read_checkpoint(latest)
+    _copy_model(os.path.join(latest, MODEL_DIR), store_uri, f"models/fold-{cfg['fold']}")
+    return out
+
+
+# ----------------------------------------------------------------------------- the stage
+
+
+def check_resources(cpus: float, gpus: float) -> None:
+    res = ray.cluster_resources()
+    if gpus > 0 and res.get("GPU", 0) < gpus:
+        raise ResourceError(
+            f"oof.gpus_per_fold={gpus} but the Ray cluster has {res.get('GPU', 0)} GPUs: "
+            "set oof.gpus_per_fold: 0 to train on CPU, or run on a cluster with GPUs"
+        )
+    if res.get("CPU", 0) < cpus:
+        raise ResourceError(
+            f"oof.cpus_per_fold={cpus} but the Ray cluster has only {res.get('CPU', 0)} CPUs: lower oof.cpus_per_fold"
+        )
+
+
+def run_oof(cfg: Config, store: RunStore, train: pa.Table, test: pa.Table | None, num_labels: int, fingerprint: str, log=print) -> dict[str, Any]:
+    """Train K folds concurrently; write oof.parquet (+ test_probs.parquet, embeddings); return a summary."""
+    o = cfg.oof
+    check_resources(o.cpus_per_fold, o.gpus_per_fold)
+    ids = train.column("id").to_pylist()
+    texts = train.column("text").to_pylist()
+    y = train.column("label").to_numpy().astype(np.int64)
+    fold = make_folds(y, o.folds, cfg.seed)
+    test_texts = test.column("text").to_pylist() if test is not None else None
+
+    t0 = time.time()
+    if o.backbone == "frozen":
+        all_ids = ids + ([f"test::{i}" for i in test.column("id").to_pylist()] if test is not None else [])
+        emb = embed_texts(
+            all_ids,
+            texts + (test_texts or []),
+            o.model,
+            max_length=o.max_length,
+            batch_size=o.embed_batch_size,
+            actors=o.embed_actors,
+            gpus=min(o.gpus_per_fold, 1.0),
+        )
+        x, test_x = emb[: len(ids)], (emb[len(ids) :] if test is not None else None)
+        store.write_table(
+            "embeddings.parquet",
+            pa.table({"id": ids, "emb": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])}),
+        )
+        log(f"embedded {len(all_ids)} texts with {o.model} in {time.time() - t0:.1f}s (dim {x.shape[1]})")
+        model_path = None
+    else:
+        x, test_x = texts, test_texts
+        model_path = resolve_model_path(o.model)
+    embed_s = time.time() - t0
+
+    shared = {"x": x, "y": y, "test_x": test_x}
+    shared_ref = ray.put(shared)
+    base = {
+        "seed": cfg.seed,
+        "backbone": o.backbone,
+        "num_labels": num_labels,
+        "model_path": model_path,
+        "encoder": o.model if o.backbone == "frozen" else None,
+        "head": o.head,
+        "head_hidden": o.head_hidden,
+        "max_length": o.max_length,
+        "batch_size": o.batch_size,
+        "head_batch_size": o.head_batch_size,
+        "lr": o.lr,
+        "head_lr": o.head_lr,
+        "epochs": o.epochs,
+        "warmup_ratio": o.warmup_ratio,
+        "weight_decay": o.weight_decay,
+        "mixed_precision": o.mixed_precision,
+        "threads": max(1, int(o.cpus_per_fold)),
+        "fault": o.fault_injection.model_dump() if o.fault_injection else None,
+        "fault_marker": None,
+    }
+    refs = []
+    use_trainer = o.backbone == "finetune" or o.frozen_runner == "trainer"
+    for k in range(o.folds):
+        fcfg = dict(
+            base,
+            fold=k,
+            train_idx=np.flatnonzero(fold != k),
+            val_idx=np.flatnonzero(fold == k),
+            fault_marker=os.path.join(store.path("_faults"), f"fold-{k}") if o.fault_injection else None,
+            shared_ref=shared_ref,
+        )
+        if use_trainer:
+            refs.append(
+                _fit_fold_trainer.remote(
+                    fcfg, store.uri_of("_train"), f"oof-{fingerprint}-fold-{k}", o.cpus_per_fold, o.gpus_per_fold, o.max_failures, store.uri
+                )
+            )
+        else:
+            refs.append(
+                _fit_fold_task.options(
+                    num_cpus=o.cpus_per_fold, num_gpus=o.gpus_per_fold or None, max_retries=o.max_failures
+                ).remote(fcfg, shared_ref, store.uri_of(f"_checkpoints/oof-{fingerprint}/fold-{k}"), store.uri)
+            )
+    results = ray.get(refs)
+    train_s = time.time() - t0 - embed_s
+
+    n, K = len(ids), num_labels
+    probs = np.zeros((n, K), dtype=np.float32)
+    epoch_probs = np.zeros((n, o.epochs, K), dtype=np.float32)
+    test_probs = np.zeros((len(test_texts or []), K), dtype=np.float64)
+    folds_info = []
+    for k, r in enumerate(results):
+        idx = np.flatnonzero(fold == k)
+        ep = np.asarray(r["epoch_probs"], dtype=np.float32)  # (E, n_k, K)
+        epoch_probs[idx] = ep.transpose(1, 0, 2)
+        probs[idx] = ep[-1]
+        if r["test_probs"] is not None:
+            test_probs += r["test_probs"] / o.folds
+        acc = float((ep[-1].argmax(1) == y[idx]).mean())
+        folds_info.append(
+            {"fold": k, "rows": int(len(idx)), "accuracy": acc, "started": r["meta"]["started"], "finished": r["meta"]["finished"]}
+        )
+    oof = pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "fold": pa.array(fold, pa.int32()),
+            "probs": pa.array(list(probs), pa.list_(pa.float32())),
+            "epoch_probs": pa.array([list(e) for e in epoch_probs], pa.list_(pa.list_(pa.float32()))),
+        },
+        schema=OOF,
+    )
+    store.write_table("oof.parquet", oof)
+    outputs = ["oof.parquet"]
+    if test is not None:
+        store.write_table(
+            "test_probs.parquet",
+            pa.table({"id": test.column("id"), "probs": pa.array(list(test_probs.astype(np.float32)), pa.list_(pa.float32()))}),
+        )
+        outputs.append("test_probs.parquet")
+    accuracy = float((probs.argmax(1) == y).mean())
+    summary = {
+        "accuracy": accuracy,
+        "folds": folds_info,
+        "embed_seconds": embed_s,
+        "train_seconds": train_s,
+        "runner": "TorchTrainer" if use_trainer else "ray task",
+        "outputs": outputs + (["embeddings.parquet"] if o.backbone == "frozen" else []),
+    }
+    if test is not None:
+        summary["test_accuracy_fold_ensemble"] = float((test_probs.argmax(1) == test.column("label").to_numpy()).mean())
+    return summary

@@ -1,0 +1,191 @@
+"""The stages in order, each resumable through the run store's manifest.
+
+A stage's fingerprint hashes its own config section together with the fingerprints of
+the stages it reads, so changing anything upstream makes everything downstream stale.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pyarrow as pa
+
+from hardmine.config import Config
+from hardmine.data import DataError, check_folds, load_split, stratified_holdout
+from hardmine.store import RunStore, fingerprint_bytes, fingerprint_path
+
+
+@dataclass
+class Context:
+    cfg: Config
+    store: RunStore
+    log: Callable[[str], None] = print
+
+    def fingerprint(self, stage: str) -> str:
+        fp = self.store.stage_fingerprint(stage)
+        if fp is None:
+            raise RuntimeError(f"stage {stage!r} has not run in {self.store.uri}: run it first (hardmine run)")
+        return fp
+
+
+def run_stage(ctx: Context, name: str, fingerprint: str, outputs: list[str], fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Skip when done with the same fingerprint and outputs present; else run and record."""
+    store = ctx.store
+    if store.is_done(name, fingerprint, outputs):
+        ctx.log(f"[{name}] up to date (fingerprint {fingerprint}): skipped")
+        return store.manifest()["stages"][name].get("summary", {})
+    ctx.log(f"[{name}] running")
+    store.mark(name, "running", fingerprint=fingerprint, started=time.time())
+    t0 = time.time()
+    try:
+        summary = fn()
+    except BaseException as e:
+        store.mark(name, "failed", error=f"{type(e).__name__}: {e}")
+        raise
+    seconds = time.time() - t0
+    rows = {o: store.read_table(o, columns=[]).num_rows for o in outputs if o.endswith(".parquet") and store.exists(o)}
+    store.mark(name, "done", fingerprint=fingerprint, seconds=round(seconds, 3), outputs=outputs, rows=rows, summary=summary)
+    ctx.log(f"[{name}] done in {seconds:.1f}s")
+    return summary
+
+
+# ----------------------------------------------------------------------------- prepare
+
+
+def prepare(ctx: Context) -> dict[str, Any]:
+    """Read + validate the data (or generate the demo set), carve the hold-out: dataset.parquet, test.parquet."""
+    cfg, store = ctx.cfg, ctx.store
+    d = cfg.data
+    if d.demo is not None:
+        inputs = {"demo": fingerprint_bytes(d.demo.model_dump_json())}
+    else:
+        inputs = {"data": fingerprint_path(d.path)}
+        for key in ("test_path", "truth_path"):
+            if getattr(d, key):
+                inputs[key] = fingerprint_path(getattr(d, key))
+    fp = fingerprint_bytes(cfg.section_hash("data", "seed"), repr(sorted(inputs.items())), str(cfg.oof.folds))
+    outputs = ["dataset.parquet"] + (["test.parquet"] if (d.test_path or d.test_size) else []) + (
+        ["truth.parquet"] if (d.demo is not None or d.truth_path) else []
+    )
+
+    def _run():
+        path, truth_path = d.path, d.truth_path
+        if d.demo is not None:
+            from hardmine.demo_data import write_demo
+
+            written = write_demo(store.path("input"), **d.demo.model_dump())
+            path, truth_path = written["data"], written["truth"]
+            ctx.log(f"generated the demo dataset: {written['rows']} rows, {written['noisy']} labels flipped on purpose")
+        loaded = load_split(path, d)
+        table, labels = loaded.table, loaded.labels
+        test = None
+        if d.test_path:
+            test = load_split(d.test_path, d, labels=labels).table
+        elif d.test_size:
+            table, test = stratified_holdout(table, d.test_size, cfg.seed)
+        check_folds(table, labels, cfg.oof.folds)
+        if test is not None:
+            overlap = set(table.column("id").to_pylist()) & set(test.column("id").to_pylist())
+            if overlap and d.test_path:
+                raise DataError(
+                    f"{len(overlap)} ids appear in both data.path and data.test_path (e.g. {sorted(overlap)[:5]}): "
+                    "the held-out split must be disjoint from the training data"
+                )
+        store.write_table("dataset.parquet", table)
+        if test is not None:
+            store.write_table("test.parquet", test)
+        truth_rows = None
+        if truth_path:
+            truth = _read_truth(truth_path, labels)
+            store.write_table("truth.parquet", truth)
+            truth_rows = truth.num_rows
+        store.update_manifest(
+            labels=labels,
+            dropped_ids=loaded.dropped_ids,
+            inputs=inputs,
+            test_fingerprint=fingerprint_path(store.path("test.parquet")) if test is not None else None,
+        )
+        counts = dict(zip(*_value_counts(table.column("label_name"))))
+        ctx.log(f"dataset: {table.num_rows} training rows, {len(labels)} classes" + (f", {test.num_rows} held-out" if test is not None else ""))
+        return {
+            "rows": table.num_rows,
+            "test_rows": test.num_rows if test is not None else 0,
+            "classes": len(labels),
+            "class_counts": counts,
+            "dropped_empty": len(loaded.dropped_ids),
+            "truth_rows": truth_rows,
+        }
+
+    return run_stage(ctx, "prepare", fp, outputs, _run)
+
+
+def _value_counts(col: pa.ChunkedArray) -> tuple[list, list]:
+    vc = col.value_counts()
+    return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
+
+
+def _read_truth(path: str, labels: list[str]) -> pa.Table:
+    """Injected truth (id, true_label[, is_noisy, is_ambiguous]) for detection precision/recall."""
+    from hardmine.data import read_raw
+
+    df = read_raw(path)
+    if not {"id", "true_label"} <= set(df.columns):
+        raise DataError(f"{path}: the truth file needs columns id,true_label (has {list(df.columns)})")
+    index = {n: i for i, n in enumerate(labels)}
+    bad = sorted({v for v in df["true_label"] if v not in index})
+    if bad:
+        raise DataError(f"{path}: true_label values {bad[:10]} are not in the dataset's labels {labels}")
+    cols = {"id": pa.array(df["id"].tolist(), pa.string()), "true_label": pa.array([index[v] for v in df["true_label"]], pa.int32())}
+    for c in ("is_noisy", "is_ambiguous"):
+        if c in df.columns:
+            cols[c] = pa.array([v.lower() in ("true", "1") for v in df[c]], pa.bool_())
+    return pa.table(cols)
+
+
+# ----------------------------------------------------------------------------- oof
+
+
+def oof(ctx: Context) -> dict[str, Any]:
+    cfg, store = ctx.cfg, ctx.store
+    fp = fingerprint_bytes(ctx.fingerprint("prepare"), cfg.section_hash("oof", "seed"))
+    has_test = store.exists("test.parquet")
+    outputs = ["oof.parquet"] + (["test_probs.parquet"] if has_test else [])
+    outputs += ["embeddings.parquet"] if cfg.oof.backbone == "frozen" else []
+
+    def _run():
+        from hardmine.oof.runner import run_oof
+        from hardmine.runtime import connect
+
+        connect(cfg, ctx.log)
+        train = store.read_table("dataset.parquet")
+        test = store.read_table("test.parquet") if has_test else None
+        labels = store.manifest()["labels"]
+        summary = run_oof(cfg, store, train, test, len(labels), fp, log=ctx.log)
+        ctx.log(format_oof(summary))
+        return summary
+
+    return run_stage(ctx, "oof", fp, outputs, _run)
+
+
+def format_oof(summary: dict) -> str:
+    lines = [f"OOF accuracy {summary['accuracy']:.4f} ({summary['runner']})", "  fold  rows  accuracy"]
+    for f in summary["folds"]:
+        lines.append(f"  {f['fold']:>4}  {f['rows']:>4}  {f['accuracy']:.4f}")
+    if "test_accuracy_fold_ensemble" in summary:
+        lines.append(f"  held-out accuracy of the fold ensemble: {summary['test_accuracy_fold_ensemble']:.4f}")
+    return "\n".join(lines)
+
+
+STAGES: dict[str, Callable[[Context], dict]] = {"prepare": prepare, "oof": oof}
+
+
+def run_all(cfg: Config, log=print, until: str | None = None) -> RunStore:
+    store = RunStore(cfg.run_dir)
+    store.update_manifest(config=cfg.model_dump(mode="json"), config_hash=cfg.section_hash(), name=cfg.name)
+    ctx = Context(cfg, store, log)
+    for name, fn in STAGES.items():
+        fn(ctx)
+        if name == until:
+            break
+    return store

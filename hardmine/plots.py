@@ -1,0 +1,273 @@
+"""PNG plots of the hard set (matplotlib Agg, no display, no pyplot global state).
+
+Each function writes one PNG atomically (temp file + ``os.replace``) and returns its path.
+Many classes (e.g. 77) are handled by showing the top classes and folding the rest into "other".
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from hardmine.select import _floats, _ints, score_ids, top_quantile_mask
+
+#: fonts tried first when installed, so Korean/CJK class names render (DejaVu Sans is the fallback).
+CJK_FONTS = ("Noto Sans CJK KR", "Noto Sans KR", "NanumGothic", "Malgun Gothic", "AppleGothic", "Source Han Sans KR")
+
+
+def _families() -> list[str]:
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return [f for f in CJK_FONTS if f in installed] + ["DejaVu Sans"]
+
+
+@lru_cache(maxsize=1)
+def _codepoints() -> frozenset:
+    """Code points the plot fonts can draw."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    cps: set[int] = set()
+    for fam in _families():
+        path = font_manager.findfont(font_manager.FontProperties(family=fam), fallback_to_default=True)
+        cps.update(FT2Font(path).get_charmap())
+    return frozenset(cps)
+
+
+def _drawable(s: str) -> bool:
+    cps = _codepoints()
+    return all(ord(ch) in cps or ch.isspace() for ch in s)
+
+
+@contextmanager
+def _style():
+    import matplotlib
+
+    family = _families()
+    with matplotlib.rc_context({"font.family": family, "font.size": 9, "axes.spines.top": False,
+                                "axes.spines.right": False}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        yield
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path) -> str:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from")
+            fig.savefig(tmp, format="png")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return str(path)
+
+
+def _name(label_names, c: int) -> str:
+    """The class name, or ``#c`` when it is missing or the installed fonts cannot draw it (no CJK font)."""
+    name = str(label_names[c]) if 0 <= c < len(label_names) else ""
+    return name if name and _drawable(name) else f"#{c}"
+
+
+def _short(s: str, n: int = 24) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _hard(scores: pa.Table, hard_mask, hardness_quantile: float, seed: int = 0) -> np.ndarray:
+    hardness = _floats(scores, "hardness", "scores", "pass the score stage's table")
+    if hard_mask is None:
+        return top_quantile_mask(hardness, hardness_quantile, score_ids(scores).astype(str), seed)
+    hard = np.asarray(hard_mask)
+    if hard.shape != hardness.shape or hard.dtype != bool:
+        raise ValueError(f"hard_mask must be a bool array of shape {hardness.shape} aligned with scores")
+    return hard
+
+
+def hardness_histogram(
+    scores: pa.Table,
+    label_names: list[str],
+    path,
+    *,
+    top_n: int = 8,
+    bins: int = 30,
+    hard_mask: np.ndarray | None = None,
+    hardness_quantile: float = 0.2,
+    log: bool = True,
+) -> str:
+    """Overlaid step histograms of hardness: the ``top_n`` classes by hard count, the rest as "other"."""
+    fix = "pass the score stage's table"
+    hardness = _floats(scores, "hardness", "scores", fix)
+    labels = _ints(scores, "label", "scores", fix)
+    hard = _hard(scores, hard_mask, hardness_quantile)
+    edges = np.linspace(0.0, max(1.0, float(hardness.max()) if hardness.size else 1.0), bins + 1)
+    classes = np.unique(labels)
+    hard_counts = np.array([(hard & (labels == c)).sum() for c in classes])
+    order = classes[np.lexsort((classes, -hard_counts))]
+    shown, rest = order[:top_n], order[top_n:]
+    with _style():
+        fig = _figure(10, 4.5)
+        ax = fig.add_subplot()
+        ax.hist(hardness, bins=edges, color="0.85", label=f"all ({hardness.size})")
+        for c in shown:
+            m = labels == c
+            ax.hist(hardness[m], bins=edges, histtype="step", linewidth=1.4,
+                    label=f"{_short(_name(label_names, int(c)))} ({int(hard[m].sum())} hard)")
+        if rest.size:
+            m = np.isin(labels, rest)
+            ax.hist(hardness[m], bins=edges, histtype="step", linestyle="--", color="0.3",
+                    label=f"other {rest.size} classes ({int(hard[m].sum())} hard)")
+        if hard.any() and hard_mask is None:
+            thr = float(hardness[hard].min())
+            ax.axvline(thr, color="crimson", linestyle=":", label=f"top {hardness_quantile:g} ≥ {thr:.2f}")
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("hardness = 1 − p(given label)")
+        ax.set_ylabel("samples")
+        ax.set_title(f"Hardness by class ({int(hard.sum())} hard of {hardness.size})")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        return _save(fig, path)
+
+
+def hard_per_class(per_class_table: pa.Table, path, *, top_n: int = 30) -> str:
+    """Horizontal bars of hard samples per class (label issues overlaid), most first; rest as "other"."""
+    need = {"class", "n_hard"}
+    if not need <= set(per_class_table.column_names):
+        raise ValueError(
+            f"per_class_table needs columns {sorted(need)} (got {per_class_table.column_names}); "
+            "pass analyze(...)['per_class']"
+        )
+    cols = per_class_table.column_names
+    cls = per_class_table.column("class").to_numpy().astype(int)
+    n_hard = per_class_table.column("n_hard").to_numpy().astype(float)
+    n_issue = per_class_table.column("n_issue").to_numpy().astype(float) if "n_issue" in cols else None
+    n_all = per_class_table.column("n").to_numpy().astype(float) if "n" in cols else None
+    names = per_class_table.column("name").to_pylist() if "name" in cols else [str(c) for c in cls]
+    order = np.lexsort((cls, -n_hard))
+    shown, rest = order[:top_n], order[top_n:]
+    labels = [_short(str(names[i])) if _drawable(str(names[i])) else f"#{cls[i]}" for i in shown]
+    hard_v = n_hard[shown]
+    issue_v = n_issue[shown] if n_issue is not None else None
+    all_v = n_all[shown] if n_all is not None else None
+    title = "Hard samples per class"
+    if rest.size:  # a folded bar would dwarf the others: say it in the title instead
+        title += f" (top {shown.size}; other {rest.size} classes: {int(n_hard[rest].sum())} hard)"
+    y = np.arange(len(labels))
+    with _style():
+        fig = _figure(8, max(2.5, 0.28 * len(labels) + 1.2))
+        ax = fig.add_subplot()
+        ax.barh(y, hard_v, color="tab:orange", label="hard")
+        if issue_v is not None:
+            ax.barh(y, issue_v, height=0.4, color="tab:red", label="label issues")
+        if all_v is not None:
+            for yi, h, a in zip(y, hard_v, all_v):
+                if a:
+                    ax.text(h, yi, f" {h / a:.0%} of {int(a)}", va="center", fontsize=7)
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.set_xlabel("samples")
+        ax.set_title(title)
+        ax.legend(fontsize=7, loc="lower right")
+        return _save(fig, path)
+
+
+def _confusion_matrix(data: pa.Table, k: int, hard_mask, hardness_quantile: float) -> np.ndarray:
+    cols = set(data.column_names)
+    if {"label", "pred", "count"} <= cols:  # confusion pairs table
+        lab = _ints(data, "label", "confusion_pairs", "")
+        pred = _ints(data, "pred", "confusion_pairs", "")
+        cnt = _ints(data, "count", "confusion_pairs", "")
+        w = cnt
+    elif {"label", "pred", "hardness"} <= cols:  # scores table
+        hard = _hard(data, hard_mask, hardness_quantile)
+        lab = _ints(data, "label", "scores", "")[hard]
+        pred = _ints(data, "pred", "scores", "")[hard]
+        w = np.ones(lab.size, dtype=np.int64)
+    else:
+        raise ValueError(
+            "confusion_heatmap needs a confusion pairs table (label, pred, count) or a scores table "
+            f"(label, pred, hardness); got columns {sorted(cols)}"
+        )
+    bad = np.flatnonzero((lab < 0) | (lab >= k) | (pred < 0) | (pred >= k))
+    if bad.size:
+        raise ValueError(f"label/pred outside 0..{k - 1} in rows {bad[:5].tolist()}; pass the full label_names")
+    m = np.zeros((k, k), dtype=np.int64)
+    np.add.at(m, (lab, pred), w)
+    return m
+
+
+def confusion_heatmap(
+    data: pa.Table,
+    label_names: list[str],
+    path,
+    *,
+    top_n: int = 15,
+    hard_mask: np.ndarray | None = None,
+    hardness_quantile: float = 0.2,
+) -> str:
+    """Heat-map of given (rows) vs predicted (columns) among hard samples, top classes + "other".
+
+    ``data`` is ``analyze(...)['confusion_pairs']`` (off-diagonal pairs) or a scores table
+    (every hard sample, diagonal included).
+    """
+    k = len(label_names)
+    if k == 0:
+        raise ValueError("label_names is empty: pass the label vocabulary")
+    m = _confusion_matrix(data, k, hard_mask, hardness_quantile)
+    off = m - np.diag(np.diag(m))
+    weight = m.sum(axis=0) + m.sum(axis=1)
+    confusion = off.sum(axis=0) + off.sum(axis=1)
+    order = np.lexsort((np.arange(k), -weight, -confusion))  # most confused classes first
+    keep = np.sort(order[:top_n][weight[order[:top_n]] > 0]) if weight.any() else np.arange(min(k, top_n))
+    rest = np.setdiff1d(np.arange(k), keep)
+    names = [_short(_name(label_names, int(c)), 18) for c in keep]
+    if rest.size and weight[rest].any():
+        groups = [[int(c)] for c in keep] + [list(rest)]
+        names.append(f"other ({rest.size})")
+    else:
+        groups = [[int(c)] for c in keep]
+    g = len(groups)
+    sub = np.array([[m[np.ix_(a, b)].sum() for b in groups] for a in groups], dtype=np.int64)
+    with _style():
+        size = max(4.0, 0.45 * g + 2.5)
+        fig = _figure(size + 1, size)
+        ax = fig.add_subplot()
+        folded = len(groups) > len(keep)
+        scale = sub.copy()
+        if folded:  # the other x other cell would flatten the colour scale
+            scale[-1, -1] = 0
+        im = ax.imshow(sub, cmap="Oranges", aspect="auto", vmin=0, vmax=max(1, int(scale.max())))
+        fig.colorbar(im, ax=ax, shrink=0.8, label="hard samples")
+        ax.set_xticks(np.arange(g), names, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(np.arange(g), names, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("given label")
+        ax.set_title(f"Given vs predicted among hard samples (n={int(sub.sum())})")
+        if g <= 20:
+            hi = scale.max() if scale.size else 0
+            for i in range(g):
+                for j in range(g):
+                    if sub[i, j]:
+                        ax.text(j, i, str(sub[i, j]), ha="center", va="center", fontsize=7,
+                                color="white" if sub[i, j] > 0.6 * hi else "black")
+        return _save(fig, path)
