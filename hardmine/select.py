@@ -340,7 +340,7 @@ def select(
         for i in order:
             seen[label[i]] += 1
             rank[i] = seen[label[i]]
-        m = cand & (rank > max_per_class + 1)
+        m = cand & (rank > max_per_class)
         rule[m] = (prefix + "excluded:max_per_class")[m]
         cand &= ~m
     action[cand] = "augment"

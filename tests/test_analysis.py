@@ -1,0 +1,240 @@
+"""Hard-case analysis (tables, console, files) and the PNG plots."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hardmine import plots
+from hardmine.analysis import (
+    CONFUSION_PAIRS,
+    DISTINCTIVE_TOKENS,
+    PER_CLASS,
+    _width,
+    analyze,
+    distinctive_tokens,
+    format_tables,
+    to_jsonable,
+    write_analysis,
+)
+
+NAMES = ["pos", "neg", "neutral"]
+
+
+def make(labels, preds, hardness, texts, issues=None):
+    n = len(labels)
+    ids = [f"r{i:03d}" for i in range(n)]
+    hardness = np.asarray(hardness, dtype=np.float32)
+    scores = pa.table({
+        "id": ids,
+        "label": pa.array(labels, pa.int32()),
+        "pred": pa.array(preds, pa.int32()),
+        "p_true": 1.0 - hardness,
+        "hardness": hardness,
+        "is_label_issue": pa.array(issues if issues is not None else [False] * n, pa.bool_()),
+    })
+    ds = pa.table({"id": ids, "text": texts, "label": pa.array(labels, pa.int32())})
+    return scores, ds
+
+
+@pytest.fixture
+def crafted():
+    # 10 rows; hard = rows 0..3 (given by mask)
+    labels = [0, 0, 1, 1, 0, 0, 1, 1, 2, 2]
+    preds = [1, 1, 0, 1, 0, 0, 1, 1, 2, 2]
+    hardness = [0.9, 0.8, 0.7, 0.6, 0.1, 0.1, 0.2, 0.1, 0.0, 0.05]
+    texts = ["aaaa", "bbbbbb", "cc", "dddddddd", "e", "f", "g", "h", "i", "j"]
+    issues = [True, False, False, False, False, False, True, False, False, False]
+    scores, ds = make(labels, preds, hardness, texts, issues)
+    mask = np.array([True] * 4 + [False] * 6)
+    return scores, ds, mask
+
+
+def test_per_class_confusion_and_length_known_answers(crafted):
+    scores, ds, mask = crafted
+    r = analyze(scores, ds, NAMES, hard_mask=mask, top_tokens=0)
+    assert r["n"] == 10 and r["n_hard"] == 4 and r["n_issue"] == 2 and r["hard_rule"] == "hard_mask"
+    pc = r["per_class"]
+    assert pc.schema == PER_CLASS
+    assert pc.column("n").to_pylist() == [4, 4, 2]
+    assert pc.column("n_hard").to_pylist() == [2, 2, 0]
+    assert pc.column("share_hard").to_pylist() == [0.5, 0.5, 0.0]
+    assert pc.column("n_issue").to_pylist() == [1, 1, 0]
+    assert pc.column("share_issue").to_pylist() == [0.25, 0.25, 0.0]
+    assert pc.column("name").to_pylist() == NAMES
+    cp = r["confusion_pairs"]
+    assert cp.schema == CONFUSION_PAIRS
+    # among hard rows: 0->1 twice, 1->0 once; 1->1 is correct (not a confusion)
+    assert cp.to_pylist() == [
+        {"label": 0, "label_name": "pos", "pred": 1, "pred_name": "neg", "count": 2, "share_of_hard": 0.5},
+        {"label": 1, "label_name": "neg", "pred": 0, "pred_name": "pos", "count": 1, "share_of_hard": 0.25},
+    ]
+    assert analyze(scores, ds, NAMES, hard_mask=mask, top_pairs=1, top_tokens=0)["confusion_pairs"].num_rows == 1
+    hard_len = r["length"]["hard"]
+    assert hard_len["n"] == 4 and hard_len["mean"] == 5.0 and hard_len["min"] == 2 and hard_len["max"] == 8
+    assert r["length"]["all"]["n"] == 10 and r["length"]["not_hard"]["max"] == 1
+    assert r["distinctive_tokens"].num_rows == 0
+
+
+def test_default_hard_set_is_the_hardness_quantile(crafted):
+    scores, ds, mask = crafted
+    r = analyze(scores, ds, NAMES, hardness_quantile=0.3, top_tokens=0)
+    assert r["n_hard"] == 3 and r["hard_rule"] == "hardness_quantile=0.3"
+    assert r["hardness_threshold"] == pytest.approx(0.7)
+    assert r["per_class"].column("n_hard").to_pylist() == [2, 1, 0]
+
+
+def test_distinctive_tokens_english():
+    rng = np.random.default_rng(0)
+    n = 60
+    labels = np.repeat([0, 1], n // 2)
+    hard = np.zeros(n, bool)
+    hard[[0, 1, 2, 3, 30, 31, 32]] = True
+    words = ["apple", "river", "stone", "cloud"]
+    texts = [" ".join(rng.choice(words, 4)) for _ in range(n)]
+    for i in np.flatnonzero(hard):
+        texts[i] += " qzxv" if labels[i] == 0 else " wombat"
+    t = distinctive_tokens(texts, labels, hard, NAMES, top_tokens=3)
+    assert t.schema == DISTINCTIVE_TOKENS
+    first = {c: t.filter(pa.compute.equal(t["class"], c)).to_pylist()[0] for c in (0, 1)}
+    assert "qzxv" in first[0]["token"] and first[0]["hard_df"] == 4 and first[0]["versus"] == "rest_of_class"
+    assert first[1]["token"].strip() in "wombat" and first[1]["hard_df"] == 3  # a 4-gram of it
+    assert all(s > 0 for s in t.column("score").to_pylist())
+    # deduped: no token is a substring of a better one in the same class
+    for c in (0, 1):
+        toks = [x.strip() for x in t.filter(pa.compute.equal(t["class"], c)).column("token").to_pylist()]
+        assert not any(a in b for i, a in enumerate(toks) for b in toks[:i])
+    raw = distinctive_tokens(texts, labels, hard, NAMES, top_tokens=5, dedupe=False)
+    raw0 = [x.strip() for x in raw.filter(pa.compute.equal(raw["class"], 0)).column("token").to_pylist()]
+    assert raw.num_rows == 10 and any(a in b for a in raw0 for b in raw0 if a != b)  # overlapping n-grams
+
+
+def test_distinctive_tokens_korean_and_contrast():
+    rng = np.random.default_rng(1)
+    words = ["배송", "문의", "상품", "주문", "확인"]
+    labels = np.repeat([0, 1, 2], 20)
+    texts = [" ".join(rng.choice(words, 3)) + "입니다" for _ in range(60)]
+    hard = np.zeros(60, bool)
+    hard[[0, 1, 2, 20, 21]] = True
+    for i in (0, 1, 2):
+        texts[i] = "환불요청 " + texts[i]
+    for i in (20, 21):
+        texts[i] = texts[i] + " 취소했어요"
+    scores, ds = make(labels, labels, np.where(hard, 0.9, 0.1), texts)
+    names = ["배송", "환불", "기타"]
+    r = analyze(scores, ds, names, hard_mask=hard, top_tokens=3, ngram_range=(2, 4))
+    tok = r["distinctive_tokens"]
+    top0 = tok.filter(pa.compute.equal(tok["class"], 0)).column("token").to_pylist()
+    top1 = tok.filter(pa.compute.equal(tok["class"], 1)).column("token").to_pylist()
+    assert top0[0].strip() == "환불요청"  # longest equal-score n-gram wins, substrings deduped
+    assert {"취소했어", "소했어요"} == {t.strip() for t in top1[:2]}  # the 4-grams of 취소했어요
+    assert set(tok.column("name").to_pylist()) == {"배송", "환불"}
+    # every sample of a class hard -> contrast falls back to all other texts
+    all_hard = labels == 2
+    t = distinctive_tokens(texts, labels, all_hard, names, top_tokens=2)
+    assert set(t.column("versus").to_pylist()) == {"other_texts"}
+    t_all = distinctive_tokens(texts, labels, hard, names, top_tokens=2, contrast="all")
+    assert set(t_all.column("versus").to_pylist()) == {"other_texts"}
+    with pytest.raises(ValueError, match="contrast"):
+        distinctive_tokens(texts, labels, hard, names, contrast="nope")
+    # console rendering keeps Korean columns aligned (wide chars count as 2)
+    out = format_tables(r)
+    assert "환불요청" in out and "배송" in out
+    block = out.split("hard samples per class")[1].split("\n\n")[0].strip().splitlines()[1:]
+    widths = {_width(line) for line in block[:2]}
+    assert len(widths) == 1
+    assert _width("환불") == 4
+
+
+def test_format_tables_sections(crafted):
+    scores, ds, mask = crafted
+    r = analyze(scores, ds, NAMES, hard_mask=mask)
+    out = format_tables(r, max_rows=1)
+    for title in ("hard samples: 4 of 10", "per class", "confusion pairs", "text length", "n-grams"):
+        assert title in out
+    assert "more rows" in out  # max_rows respected
+    lines = out.splitlines()
+    i = lines.index("hard samples per class (most first)")
+    assert lines[i + 3].split()[1] == "pos"  # sorted by n_hard (ties by class id)
+
+
+def test_write_analysis_round_trip(tmp_path, crafted):
+    scores, ds, mask = crafted
+    r = analyze(scores, ds, NAMES, hard_mask=mask)
+    paths = write_analysis(r, tmp_path / "analysis")
+    assert set(paths) == {"per_class", "confusion_pairs", "distinctive_tokens", "analysis"}
+    for name in ("per_class", "confusion_pairs", "distinctive_tokens"):
+        assert pq.read_table(paths[name]).equals(r[name])
+    data = json.loads(open(paths["analysis"], encoding="utf-8").read())
+    assert data == json.loads(json.dumps(to_jsonable(r)))
+    assert data["per_class"][0]["n_hard"] == 2 and data["length"]["hard"]["mean"] == 5.0
+    assert sorted(os.listdir(tmp_path / "analysis")) == sorted(
+        ["analysis.json", "per_class.parquet", "confusion_pairs.parquet", "distinctive_tokens.parquet"]
+    )  # no temp files left behind
+
+
+def test_analyze_validation(crafted):
+    scores, ds, mask = crafted
+    with pytest.raises(ValueError, match="outside 0..1"):
+        analyze(scores, ds, ["a", "b"])
+    with pytest.raises(ValueError, match="hard_mask"):
+        analyze(scores, ds, NAMES, hard_mask=mask[:5])
+    with pytest.raises(ValueError, match="ngram_range"):
+        analyze(scores, ds, NAMES, ngram_range=(3, 2))
+    with pytest.raises(ValueError, match="top_pairs"):
+        analyze(scores, ds, NAMES, top_pairs=-1)
+    with pytest.raises(ValueError, match="hardness_quantile"):
+        analyze(scores, ds, NAMES, hardness_quantile=0)
+    with pytest.raises(ValueError, match="no text"):
+        analyze(scores, ds.slice(0, 3), NAMES)
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _png_ok(path, min_bytes=5000):
+    from matplotlib.image import imread
+
+    assert os.path.getsize(path) > min_bytes
+    img = imread(path)
+    assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 300
+    assert img[..., :3].std() > 0.01  # not a blank canvas
+    return img
+
+
+def test_plots_small(tmp_path, crafted):
+    scores, ds, mask = crafted
+    r = analyze(scores, ds, NAMES, hard_mask=mask, top_tokens=0)
+    p1 = plots.hardness_histogram(scores, NAMES, tmp_path / "hist.png")
+    p2 = plots.hard_per_class(r["per_class"], tmp_path / "sub" / "per_class.png")
+    p3 = plots.confusion_heatmap(r["confusion_pairs"], NAMES, tmp_path / "conf.png")
+    p4 = plots.confusion_heatmap(scores, NAMES, tmp_path / "conf_scores.png", hard_mask=mask)
+    for p in (p1, p2, p3, p4):
+        _png_ok(p)
+    assert p2 == str(tmp_path / "sub" / "per_class.png")
+    assert sorted(os.listdir(tmp_path)) == ["conf.png", "conf_scores.png", "hist.png", "sub"]
+    with pytest.raises(ValueError, match="confusion pairs table"):
+        plots.confusion_heatmap(pa.table({"x": [1]}), NAMES, tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="n_hard"):
+        plots.hard_per_class(pa.table({"class": [0]}), tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_plots_many_classes_and_korean_names(tmp_path):
+    rng = np.random.default_rng(0)
+    k, n = 77, 2000
+    labels = rng.integers(0, k, n)
+    hardness = rng.beta(1, 5, n)
+    preds = np.where(hardness > 0.4, (labels + rng.integers(1, 3, n)) % k, labels)
+    names = [f"의도_{i}" if i % 2 else f"intent_{i}" for i in range(k)]
+    scores, ds = make(labels, preds, hardness, ["텍스트 " + str(i % 7) for i in range(n)])
+    r = analyze(scores, ds, names, top_tokens=2)
+    assert r["per_class"].num_rows == k
+    img = _png_ok(plots.hardness_histogram(scores, names, tmp_path / "h.png", top_n=8))
+    _png_ok(plots.hard_per_class(r["per_class"], tmp_path / "b.png", top_n=30))
+    heat = _png_ok(plots.confusion_heatmap(scores, names, tmp_path / "c.png", top_n=15))
+    assert heat.shape[0] < 2000 and img.shape[1] < 2000  # bounded by top_n, not K
