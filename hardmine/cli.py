@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             from hardmine.demo_data import write_demo
 
             out = write_demo(args.out_dir, n_rows=args.rows, noise_rate=args.noise_rate, seed=args.seed)
-            print(f"wrote {out['data']} and {out['truth']} ({out['rows']} rows, {out['noisy']} noisy labels)")
+            print(f"wrote {out['data']} and {out['truth']} ({out['n_rows']} rows, {out['n_noisy']} noisy labels)")
             return 0
         from hardmine.pipeline import run_all
 

@@ -95,6 +95,28 @@ class OOFConfig(_Section):
         return self
 
 
+class ScoreConfig(_Section):
+    filter_by: Literal[
+        "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
+        "low_normalized_margin", "low_self_confidence",
+    ] = Field("prune_by_noise_rate", description="cleanlab find_label_issues filter_by (default as cleanlab)")
+    rank_by: Literal["self_confidence", "normalized_margin"] = "self_confidence"
+    low_memory_threshold: int = Field(500_000, ge=1, description="rows above which cleanlab's batched low-memory path is used")
+    top_pairs: int = Field(10, ge=0, description="confusion pairs shown in the hard-case analysis")
+    top_tokens: int = Field(10, ge=0, description="distinctive character n-grams per class")
+
+
+class SelectConfig(_Section):
+    hardness_quantile: Optional[float] = Field(0.2, gt=0.0, le=1.0, description="top share of rows by hardness that counts as hard")
+    p_true_max: Optional[float] = Field(None, ge=0.0, le=1.0, description="hard only if p_true <= this")
+    max_confidence: Optional[float] = Field(None, gt=0.0, le=1.0, description="hard rows confidently predicted as another class go to review")
+    min_length: int = Field(0, ge=0, description="characters a text needs to be augmented")
+    classes: Optional[list[str]] = Field(None, description="only these class names may be augmented")
+    max_per_class: Optional[int] = Field(None, ge=1)
+    issue_action: Literal["review", "drop", "relabel", "keep"] = "review"
+    relabel_min_confidence: float = Field(0.7, ge=0.0, le=1.0, description="relabel only when the suggested label is this likely")
+
+
 class RayConfig(_Section):
     address: Optional[str] = Field(None, description="null: join the cluster under `ray job submit`, else start a local one")
     num_cpus: Optional[int] = Field(None, ge=1, description="local cluster only")
@@ -110,6 +132,8 @@ class Config(_Section):
     seed: int = 0
     data: DataConfig
     oof: OOFConfig = OOFConfig()
+    score: ScoreConfig = ScoreConfig()
+    select: SelectConfig = SelectConfig()
     ray: RayConfig = RayConfig()
 
     @property

@@ -72,11 +72,18 @@ def prepare(ctx: Context) -> dict[str, Any]:
     def _run():
         path, truth_path = d.path, d.truth_path
         if d.demo is not None:
+            import tempfile
+
             from hardmine.demo_data import write_demo
 
-            written = write_demo(store.path("input"), **d.demo.model_dump())
+            written = write_demo(tempfile.mkdtemp(prefix="hardmine-demo-"), **d.demo.model_dump())
             path, truth_path = written["data"], written["truth"]
-            ctx.log(f"generated the demo dataset: {written['rows']} rows, {written['noisy']} labels flipped on purpose")
+            with store.local_dir("input") as keep:  # a copy of the generated input stays with the run
+                import shutil
+
+                shutil.copy(path, keep)
+                shutil.copy(truth_path, keep)
+            ctx.log(f"generated the demo dataset: {written['n_rows']} rows, {written['n_noisy']} labels flipped on purpose")
         loaded = load_split(path, d)
         table, labels = loaded.table, loaded.labels
         test = None
@@ -189,3 +196,131 @@ def run_all(cfg: Config, log=print, until: str | None = None) -> RunStore:
         if name == until:
             break
     return store
+
+
+# ----------------------------------------------------------------------------- score
+
+
+def _labels_in_order(ds: pa.Table, ids: list[str]) -> "np.ndarray":
+    import numpy as np
+
+    pos = {i: n for n, i in enumerate(ds.column("id").to_pylist())}
+    lab = ds.column("label").to_numpy()
+    missing = [i for i in ids if i not in pos]
+    if missing:
+        raise DataError(f"{len(missing)} ids in oof.parquet are not in dataset.parquet (e.g. {missing[:5]}): re-run the oof stage")
+    return lab[[pos[i] for i in ids]].astype(np.int64)
+
+
+def score(ctx: Context) -> dict[str, Any]:
+    """Hardness, confident learning and training dynamics from the OOF probabilities: scores.parquet."""
+    cfg, store = ctx.cfg, ctx.store
+    fp = fingerprint_bytes(ctx.fingerprint("oof"), cfg.section_hash("score"))
+    outputs = ["scores.parquet", "label_quality.json"]
+
+    def _run():
+        from hardmine.scoring import detection_metrics, score_table
+
+        oof_t = store.read_table("oof.parquet")
+        ds = store.read_table("dataset.parquet")
+        names = store.manifest()["labels"]
+        ids = oof_t.column("id").to_pylist()
+        labels = _labels_in_order(ds, ids)
+        s = cfg.score
+        table, summary = score_table(
+            oof_t.column("id"), labels, oof_t.column("probs"), oof_t.column("epoch_probs"), label_names=names,
+            filter_by=s.filter_by, rank_by=s.rank_by, low_memory_threshold=s.low_memory_threshold,
+        )
+        store.write_table("scores.parquet", table)
+        for w in summary.get("warnings", []):
+            ctx.log(f"warning: {w}")
+        if store.exists("truth.parquet"):
+            summary["detection"] = _detection(store.read_table("truth.parquet"), table, detection_metrics)
+        store.write_json("label_quality.json", summary)
+        ctx.log(format_label_quality(summary))
+        return {
+            "label_issues": int(table.column("is_label_issue").to_numpy().sum()),
+            "estimated_label_errors": summary["estimated_label_errors"],
+            "detection": summary.get("detection"),
+        }
+
+    return run_stage(ctx, "score", fp, outputs, _run)
+
+
+def _detection(truth: pa.Table, scores: pa.Table, detection_metrics) -> dict:
+    import numpy as np
+
+    noisy = dict(zip(truth.column("id").to_pylist(), truth.column("is_noisy").to_pylist()))
+    ids = scores.column("id").to_pylist()
+    is_noisy = np.array([bool(noisy.get(i, False)) for i in ids])
+    return detection_metrics(scores.column("is_label_issue").to_numpy(zero_copy_only=False), is_noisy)
+
+
+def format_label_quality(summary: dict) -> str:
+    n = summary["n_rows"]
+    lines = [
+        "label quality:",
+        f"  estimated wrong labels: {summary['estimated_label_errors']} of {n} "
+        f"({100 * summary['estimated_label_error_fraction']:.1f}%); flagged as label issues: {summary['n_flagged']}",
+    ]
+    worst = sorted(summary["per_class"], key=lambda r: -r["estimated_noise_rate"])[:5]
+    for r in worst:
+        lines.append(f"  {r['name']:<24} estimated noise rate {100 * r['estimated_noise_rate']:5.1f}%  flagged {r['n_flagged']}")
+    det = summary.get("detection")
+    if det:
+        lines.append(
+            f"  label-issue detection vs the injected truth: precision {det['precision']:.3f}  "
+            f"recall {det['recall']:.3f}  f1 {det['f1']:.3f}"
+        )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- select
+
+
+def select_stage(ctx: Context) -> dict[str, Any]:
+    """Action per sample (augment / review / drop / relabel / none), hard-case analysis and plots."""
+    cfg, store = ctx.cfg, ctx.store
+    fp = fingerprint_bytes(ctx.fingerprint("score"), cfg.section_hash("select", "seed"))
+    outputs = ["selected.parquet", "analysis/analysis.json", "plots/hardness_histogram.png"]
+
+    def _run():
+        import numpy as np
+
+        from hardmine.analysis import analyze, format_tables, write_analysis
+        from hardmine.plots import confusion_heatmap, hard_per_class, hardness_histogram
+        from hardmine.select import select
+
+        scores = store.read_table("scores.parquet")
+        ds = store.read_table("dataset.parquet")
+        names = store.manifest()["labels"]
+        s = cfg.select
+        classes = None
+        if s.classes is not None:
+            unknown = [c for c in s.classes if c not in names]
+            if unknown:
+                raise DataError(f"select.classes has unknown class names {unknown}: choose from {names}")
+            classes = [names.index(c) for c in s.classes]
+        selected, summary = select(
+            scores, ds, hardness_quantile=s.hardness_quantile, p_true_max=s.p_true_max, max_confidence=s.max_confidence,
+            min_length=s.min_length, classes=classes, max_per_class=s.max_per_class, issue_action=s.issue_action,
+            relabel_min_confidence=s.relabel_min_confidence, seed=cfg.seed,
+        )
+        store.write_table("selected.parquet", selected)
+        quantile = s.hardness_quantile or 0.2
+        result = analyze(scores, ds, names, hardness_quantile=quantile, top_pairs=cfg.score.top_pairs, top_tokens=cfg.score.top_tokens, seed=cfg.seed)
+        with store.local_dir("analysis") as d:
+            write_analysis(result, d)
+        with store.local_dir("plots") as d:
+            hardness_histogram(scores, names, f"{d}/hardness_histogram.png", hardness_quantile=quantile)
+            hard_per_class(result["per_class"], f"{d}/hard_per_class.png")
+            confusion_heatmap(scores, names, f"{d}/confusion_hard.png", hardness_quantile=quantile)
+        ctx.log(format_tables(result, max_rows=10))
+        actions = selected.column("action").value_counts().to_pylist()
+        ctx.log("selection: " + ", ".join(f"{a['values']} {a['counts']}" for a in actions))
+        return {"actions": {a["values"]: a["counts"] for a in actions}, **{k: v for k, v in summary.items() if k != "actions"}}
+
+    return run_stage(ctx, "select", fp, outputs, _run)
+
+
+STAGES.update({"score": score, "select": select_stage})

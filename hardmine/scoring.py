@@ -130,21 +130,27 @@ def label_issues(
     low_memory_threshold: int = 500_000,
     batch_size: int = 100_000,
     n_jobs: int | None = 1,
+    estimation_method: str = "off_diagonal_calibrated",
 ) -> dict[str, Any]:
     """Confident-learning label issues (cleanlab), ranked, with suggested labels.
 
     Returns ``is_label_issue`` (bool), ``issue_rank`` (int32, 1 = most likely wrong, -1 for
     non-issues), ``label_quality`` (cleanlab score in [0, 1], low = suspicious),
     ``suggested_label`` (for issues the most likely *other* class, else the given label),
-    ``suggested_confidence``, plus ``path`` and ``filter_used`` (strings).
+    ``suggested_confidence``, plus ``path`` ("in_memory" or "batched"), ``filter_used`` and
+    ``estimation_method`` (batched path only, else None).
 
     Up to ``low_memory_threshold`` rows this is ``cleanlab.filter.find_label_issues(filter_by=...)``.
     Above it, ``cleanlab.experimental.label_issues_batched.find_label_issues_batched`` runs
-    in mini-batches of ``batch_size``: it flags the ``num_label_issues`` (off-diagonal
-    confident-joint estimate) rows with the lowest ``rank_by`` score whose label is not the
-    argmax, i.e. filter ``"low_self_confidence"`` / ``"low_normalized_margin"``; ``filter_by``
-    is then not used. ``n_jobs=1`` by default: cleanlab's multiprocessing only pays off on
-    many cores.
+    in mini-batches of ``batch_size``: it flags the ``num_label_issues`` rows with the lowest
+    ``rank_by`` score whose label is not the argmax, i.e. filter ``"low_self_confidence"`` /
+    ``"low_normalized_margin"`` (``filter_by`` is then not used). The count comes from
+    ``estimation_method`` (cleanlab's ``num_issue_kwargs``): the default
+    ``"off_diagonal_calibrated"`` flags about as many rows as the in-memory
+    ``prune_by_noise_rate`` filter, ``"off_diagonal"`` fewer (higher precision, lower recall);
+    the calibrated count always runs in one process (cleanlab 2.9's multi-process calibrated
+    count disagrees with its single-process one). ``n_jobs=1`` by default: cleanlab's
+    multiprocessing was slower on a 2-core machine.
     """
     p, lab, _ = _checked(probs, labels)
     return _label_issues(
@@ -155,6 +161,7 @@ def label_issues(
         low_memory_threshold=low_memory_threshold,
         batch_size=batch_size,
         n_jobs=n_jobs,
+        estimation_method=estimation_method,
     )
 
 
@@ -167,6 +174,7 @@ def _label_issues(
     low_memory_threshold: int = 500_000,
     batch_size: int = 100_000,
     n_jobs: int | None = 1,
+    estimation_method: str = "off_diagonal_calibrated",
 ) -> dict[str, Any]:
     from cleanlab.rank import get_label_quality_scores
 
@@ -176,6 +184,10 @@ def _label_issues(
         raise ValueError(f"rank_by={rank_by!r} is not supported; choose one of {RANK_BY}")
     if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1):
         raise ValueError(f"n_jobs={n_jobs!r}: pass a positive integer (or None for all physical cores)")
+    if estimation_method not in ("off_diagonal", "off_diagonal_calibrated"):
+        raise ValueError(
+            f"estimation_method={estimation_method!r}: choose 'off_diagonal_calibrated' or 'off_diagonal'"
+        )
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: pass a positive integer")
     n = len(lab)
@@ -194,9 +206,10 @@ def _label_issues(
             labels=lab,
             pred_probs=p,
             batch_size=int(batch_size),
-            n_jobs=n_jobs,
+            n_jobs=1 if estimation_method == "off_diagonal_calibrated" else n_jobs,
             verbose=False,
             quality_score_kwargs={"method": rank_by},
+            num_issue_kwargs={"estimation_method": estimation_method},
             return_mask=True,
         )
         quality = np.empty(n, dtype=np.float32)
@@ -205,7 +218,7 @@ def _label_issues(
                 lab[s : s + batch_size], p[s : s + batch_size], method=rank_by
             )
         path = "batched"
-    else:
+    else:  # estimation_method is the batched path's; the in-memory filters size themselves
         from cleanlab.filter import find_label_issues
 
         mask = find_label_issues(lab, p, filter_by=filter_by, n_jobs=n_jobs)
@@ -227,6 +240,7 @@ def _label_issues(
         "suggested_confidence": p[np.arange(n), suggested].astype(np.float32),
         "path": path,
         "filter_used": filter_used,
+        "estimation_method": estimation_method if path == "batched" else None,
     }
 
 
@@ -411,6 +425,7 @@ def score_table(
             "label_issues": {
                 "path": issues["path"],
                 "filter_used": issues["filter_used"],
+                "estimation_method": issues["estimation_method"],
                 "rank_by": label_issue_kwargs.get("rank_by", "self_confidence"),
             },
             "n_epochs": n_epochs,

@@ -124,6 +124,21 @@ class RunStore:
             elif info.type == pafs.FileType.File:
                 self.fs.delete_file(tmp)
 
+    @contextmanager
+    def local_dir(self, name: str) -> Iterator[str]:
+        """Yield a local scratch directory; on success it replaces the directory ``name`` atomically."""
+        import shutil
+        import tempfile
+
+        local = tempfile.mkdtemp(prefix="hardmine-out-")
+        try:
+            yield local
+            with self.atomic_path(name) as tmp:
+                self.fs.create_dir(tmp, recursive=True)
+                pafs.copy_files(local, tmp, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs)
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
+
     def write_table(self, name: str, table: pa.Table) -> str:
         with self.atomic_path(name) as tmp:
             pq.write_table(table, tmp, filesystem=self.fs)

@@ -217,7 +217,7 @@ def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print
                 json.dump({**metrics, "started": first_started, "finished": time.time()}, f)
             ckpts.save(tmp, metrics)
         log(f"fold {cfg['fold']} epoch {epoch}: loss {metrics['loss']:.4f} held-out acc {val_acc:.4f}")
-    return {"metrics": metrics, "started": first_started, "finished": time.time()}
+    return {"metrics": metrics, "val_probs": epoch_probs[-1], "started": first_started, "finished": time.time()}
 
 
 def read_checkpoint(path: str) -> dict[str, Any]:
