@@ -23,6 +23,20 @@ def build_parser() -> argparse.ArgumentParser:
     for name in STAGES:
         p = sub.add_parser(name, help=f"run the pipeline up to the {name} stage")
         _config_args(p)
+    review = sub.add_parser("review", help="human review queues").add_subparsers(dest="review_command", required=True)
+    p = review.add_parser("export", help="export a review queue as CSV and Label Studio tasks")
+    _config_args(p)
+    p.add_argument("--queue", choices=["issues", "active"], default="issues", help="label issues, or active learning")
+    p.add_argument("--strategy", choices=["least_confidence", "margin", "entropy"], default="least_confidence")
+    p.add_argument("--batch-size", type=int, default=100, help="rows in an active-learning queue")
+    p.add_argument("--unlabelled", default=None, help="active learning over an unlabelled file (the fold models predict it)")
+    p.add_argument("--limit", type=int, default=None, help="keep the top N label issues")
+    p.add_argument("--format", dest="fmt", choices=["csv", "label-studio", "both"], default="both")
+    p = review.add_parser("import", help="import corrections (CSV or Label Studio JSON export)")
+    _config_args(p)
+    p.add_argument("corrections", help="the edited CSV or a Label Studio JSON export")
+    p.add_argument("--source", default=None, help="name recorded in the audit table (default: the file name)")
+    p.add_argument("--no-strict", dest="strict", action="store_false", help="report unknown ids/labels instead of failing")
     p = sub.add_parser("demo-data", help="write the embedded demo dataset (demo.csv + demo_truth.csv)")
     p.add_argument("out_dir")
     p.add_argument("--rows", type=int, default=3000)
@@ -43,6 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         from hardmine.pipeline import run_all
 
         cfg = load_config(args.config, args.overrides)
+        if args.command == "review":
+            from hardmine import review_cmd
+
+            if args.review_command == "export":
+                review_cmd.export(cfg, queue=args.queue, fmt=args.fmt, strategy=args.strategy,
+                                  batch_size=args.batch_size, unlabelled=args.unlabelled, limit=args.limit)
+            else:
+                review_cmd.import_corrections(cfg, args.corrections, source=args.source, strict=args.strict)
+            return 0
         store = run_all(cfg, until=None if args.command == "run" else args.command)
         print(f"outputs: {store.uri}")
         return 0

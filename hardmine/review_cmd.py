@@ -1,0 +1,115 @@
+"""Review queues against a run directory: export (label issues, active learning) and import corrections."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pyarrow as pa
+
+from hardmine.config import Config
+from hardmine.data import DataError, load_split
+from hardmine.probs import probs_from_arrow
+from hardmine.review import (
+    active_learning_queue,
+    apply_corrections,
+    label_issue_queue,
+    read_corrections,
+    write_csv,
+    write_label_studio,
+)
+from hardmine.store import RunStore
+
+VERSIONS = "review/versions"
+
+
+def current_dataset(store: RunStore) -> tuple[pa.Table, int]:
+    """The newest dataset version (0 = as read by the prepare stage)."""
+    n = store.manifest().get("dataset_version", 0)
+    return (store.read_table(f"{VERSIONS}/v{n}.parquet") if n else store.read_table("dataset.parquet")), n
+
+
+def _write_queue(store: RunStore, name: str, queue: pa.Table, labels: list[str], fmt: str) -> list[str]:
+    with store.local_dir(f"review/{name}") as d:
+        if fmt in ("csv", "both"):
+            write_csv(queue, os.path.join(d, f"{name}.csv"))
+        if fmt in ("label-studio", "both"):
+            write_label_studio(queue, labels, os.path.join(d, f"{name}.tasks.json"))
+        files = sorted(os.listdir(d))
+    return [store.uri_of(f"review/{name}/{f}") for f in files]
+
+
+def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least_confidence", batch_size: int = 100,
+           unlabelled: str | None = None, limit: int | None = None, log=print) -> list[str]:
+    store = RunStore(cfg.run_dir)
+    labels = store.manifest().get("labels")
+    if not labels:
+        raise DataError(f"{cfg.run_dir} has no prepared dataset: run `hardmine run` first")
+    dataset, _ = current_dataset(store)
+    if queue == "issues":
+        q = label_issue_queue(store.read_table("scores.parquet"), dataset, labels, limit=limit)
+        name = "label_issues"
+    elif unlabelled:
+        from hardmine.oof.predict import FoldEnsemble
+
+        df_cfg = cfg.data.model_copy(update={"label_column": cfg.data.label_column})
+        from hardmine.data import read_raw
+
+        raw = read_raw(unlabelled, df_cfg.format, df_cfg.encoding)
+        if df_cfg.text_column not in raw.columns:
+            raise DataError(f"{unlabelled}: no column {df_cfg.text_column!r} (has {list(raw.columns)}); set data.text_column")
+        texts = raw[df_cfg.text_column].tolist()
+        empty = [i for i, t in enumerate(texts) if not str(t).strip()]
+        if empty:
+            raise DataError(f"{unlabelled}: empty text at rows {empty[:10]}: remove them before export")
+        ids = raw[df_cfg.id_column].tolist() if df_cfg.id_column and df_cfg.id_column in raw.columns else [f"u{i}" for i in range(len(texts))]
+        probs = FoldEnsemble(cfg.run_dir).predict(texts)
+        q = active_learning_queue(ids, texts, probs, labels, strategy=strategy, batch_size=batch_size)
+        name = f"active_{strategy}_unlabelled"
+    else:
+        oof = store.read_table("oof.parquet")
+        pos = {i: n for n, i in enumerate(dataset.column("id").to_pylist())}
+        ids = oof.column("id").to_pylist()
+        rows = [pos[i] for i in ids]
+        q = active_learning_queue(
+            ids, dataset.column("text").take(rows).to_pylist(), probs_from_arrow(oof.column("probs")), labels,
+            strategy=strategy, batch_size=batch_size, labels=dataset.column("label").to_numpy()[rows],
+        )
+        name = f"active_{strategy}"
+    files = _write_queue(store, name, q, labels, fmt)
+    log(f"exported {q.num_rows} rows to review ({name}):")
+    for f in files:
+        log(f"  {f}")
+    return files
+
+
+def import_corrections(cfg: Config, path: str, *, source: str | None = None, strict: bool = True, log=print) -> dict:
+    """Apply a corrected CSV / Label Studio export: new dataset version + audit rows (idempotent)."""
+    store = RunStore(cfg.run_dir)
+    labels = store.manifest()["labels"]
+    dataset, version = current_dataset(store)
+    corrections = read_corrections(path)
+    try:
+        new, audit, report = apply_corrections(dataset, corrections, labels, source_name=source or os.path.basename(path), strict=strict)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    for key in ("unknown_ids", "unknown_labels"):
+        if report.get(key):
+            log(f"warning: {len(report[key])} {key.replace('_', ' ')} left out: {report[key][:10]}")
+    if report["changed"] == 0:
+        log(f"no label changed: dataset stays at version {version}")
+        return {**report, "version": version}
+    version += 1
+    store.write_table(f"{VERSIONS}/v{version}.parquet", new)
+    with store.local_dir(f"{VERSIONS}/v{version}") as d:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(new.select(["id", "text", "label_name"]).rename_columns(["id", "text", "label"]), os.path.join(d, "dataset.csv"))
+    old_audit = store.read_table("review/audit.parquet") if store.exists("review/audit.parquet") else None
+    store.write_table("review/audit.parquet", pa.concat_tables([old_audit, audit]) if old_audit is not None else audit)
+    store.update_manifest(dataset_version=version)
+    log(
+        f"{report['changed']} labels changed -> dataset version {version}: {store.uri_of(f'{VERSIONS}/v{version}/dataset.csv')} "
+        f"(point data.path at it for the next run); audit: {store.uri_of('review/audit.parquet')}"
+    )
+    return {**report, "version": version}
