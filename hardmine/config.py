@@ -117,6 +117,44 @@ class SelectConfig(_Section):
     relabel_min_confidence: float = Field(0.7, ge=0.0, le=1.0, description="relabel only when the suggested label is this likely")
 
 
+ARMS = ("baseline", "clean", "targeted", "clean+targeted", "random")
+
+
+class EvaluateConfig(_Section):
+    arms: list[Literal["baseline", "clean", "targeted", "clean+targeted", "random"]] = Field(
+        default_factory=lambda: list(ARMS), description="training sets compared on the held-out split"
+    )
+    seeds: int = Field(3, ge=1, description="retrains per arm; results are mean and 95% interval")
+    aug_ratio: float = Field(0.1, ge=0.0, description="augmented rows added, as a share of the training size")
+    review_as: Literal["drop", "relabel", "keep"] = Field("drop", description="how the clean arms treat rows selection sent to review")
+    epochs: Optional[int] = Field(None, ge=1, description="default: oof.epochs")
+    ece_bins: int = Field(15, ge=2)
+    max_concurrent: Optional[int] = Field(None, ge=1, description="retrains at once (default: as resources allow)")
+
+
+class SweepConfig(_Section):
+    enabled: bool = Field(True, description="`hardmine run` includes the sweep")
+    threshold: Literal["hardness_quantile", "p_true_max"] = "hardness_quantile"
+    thresholds: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3], min_length=1)
+    aug_ratios: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2], min_length=1)
+    issue_actions: list[Literal["review", "drop", "relabel", "keep"]] = Field(default_factory=lambda: ["review", "drop"], min_length=1)
+    search: Literal["grid", "random", "optuna"] = "grid"
+    num_samples: int = Field(1, ge=1, description="grid: repeats of the grid; random/optuna: trials")
+    metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    cpus_per_trial: float = Field(1.0, gt=0.0)
+    gpus_per_trial: float = Field(0.0, ge=0.0)
+    max_concurrent_trials: Optional[int] = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self):
+        bad = [t for t in self.thresholds if not 0.0 < t <= 1.0]
+        if bad:
+            raise ValueError(f"sweep.thresholds must lie in (0, 1], got {bad}")
+        if any(r < 0 for r in self.aug_ratios):
+            raise ValueError("sweep.aug_ratios must be >= 0")
+        return self
+
+
 class RayConfig(_Section):
     address: Optional[str] = Field(None, description="null: join the cluster under `ray job submit`, else start a local one")
     num_cpus: Optional[int] = Field(None, ge=1, description="local cluster only")
@@ -134,6 +172,8 @@ class Config(_Section):
     oof: OOFConfig = OOFConfig()
     score: ScoreConfig = ScoreConfig()
     select: SelectConfig = SelectConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    sweep: SweepConfig = SweepConfig()
     ray: RayConfig = RayConfig()
 
     @property
