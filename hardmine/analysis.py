@@ -46,6 +46,7 @@ DISTINCTIVE_TOKENS = pa.schema(
         pa.field("class", pa.int32()),
         pa.field("name", pa.string()),
         pa.field("token", pa.string()),
+        pa.field("phrase", pa.string()),
         pa.field("score", pa.float64()),
         pa.field("hard_df", pa.int64()),
         pa.field("versus", pa.string()),
@@ -53,6 +54,7 @@ DISTINCTIVE_TOKENS = pa.schema(
 )
 TABLES = ("per_class", "confusion_pairs", "distinctive_tokens")
 CONTRASTS = ("class", "all")
+TOKEN_SCORES = ("lift", "tfidf")
 
 
 def _share(a, b) -> float:
@@ -81,8 +83,53 @@ def _indicator(mask_by_group: list[np.ndarray], n: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(rows.size, np.float64), (rows, cols)), shape=(len(mask_by_group), n))
 
 
-def _top_tokens(score: np.ndarray, vocab: np.ndarray, k: int, dedupe: bool) -> list[int]:
-    """Indices of the k best positive scores (ties: longer n-gram, then token), optionally deduped."""
+def _same_phrase(a: str, b: str) -> bool:
+    """True when one string contains the other or they overlap by at least max(2, shorter - 1) chars."""
+    if a in b or b in a:
+        return True
+    m = min(len(a), len(b))
+    return any(a[-o:] == b[:o] or b[-o:] == a[:o] for o in range(max(2, m - 1), m))
+
+
+def _grow(tok: str, docs: list[str], keep: float = 0.8, max_len: int = 40) -> str:
+    """Extend ``tok`` one char at a time, left or right, while the longer string still occurs in
+    at least ``keep`` of the ``docs`` that contain ``tok`` (``"liv"`` -> ``" deliver"``)."""
+    docs = [d for d in docs if tok in d]
+    need = keep * len(docs)
+    phrase = tok
+    while docs and len(phrase) < max_len:
+        best, best_df = None, 0
+        for side in (0, 1):
+            counts: dict[str, int] = {}
+            for d in docs:
+                i = d.find(phrase)
+                j = i - 1 if side == 0 else i + len(phrase)
+                if 0 <= j < len(d):
+                    ext = d[j] + phrase if side == 0 else phrase + d[j]
+                    counts[ext] = counts.get(ext, 0) + 1
+            for ext in sorted(counts, key=counts.get, reverse=True)[:2]:
+                df = _doc_freq(ext, docs)
+                if df >= need and df > best_df:
+                    best, best_df = ext, df
+        if best is None:
+            break
+        phrase = best
+    return phrase
+
+
+def _doc_freq(s: str, docs: list[str]) -> int:
+    return sum(1 for d in docs if s in d)
+
+
+def _top_tokens(
+    score: np.ndarray, vocab: np.ndarray, k: int, dedupe: bool, docs: list[str] | None = None
+) -> list[tuple[int, str]]:
+    """(index, phrase) of the k best positive scores (ties: longer n-gram, then token).
+
+    With ``dedupe`` an n-gram is grown (:func:`_grow`) into the longest string that still occurs
+    in >= 80% of the hard ``docs`` containing it (``docs``: padded, lowercased hard texts of the
+    class), and n-grams overlapping an already chosen phrase are skipped.
+    """
     cand = np.flatnonzero(score > 0)
     pool = k * 20 if dedupe else k
     rounded = np.round(score[cand], 10)  # float noise must not split n-grams of one phrase
@@ -91,14 +138,37 @@ def _top_tokens(score: np.ndarray, vocab: np.ndarray, k: int, dedupe: bool) -> l
         cand, rounded = cand[rounded >= kth], rounded[rounded >= kth]
     core = np.char.strip(vocab[cand])
     cand = cand[np.lexsort((vocab[cand], -np.char.str_len(core), -rounded))]
-    chosen: list[int] = []
+    chosen: list[tuple[int, str]] = []
     for j in cand:
         if len(chosen) == k:
             break
-        if dedupe and any(vocab[j].strip() in vocab[c].strip() for c in chosen):
+        tok = str(vocab[j])
+        if dedupe and any(_same_phrase(tok.strip(), ph.strip()) for _, ph in chosen):
             continue
-        chosen.append(int(j))
+        phrase = _grow(tok, docs) if dedupe and docs is not None else tok
+        if dedupe and any(_same_phrase(phrase.strip(), ph.strip()) for _, ph in chosen):
+            continue
+        chosen.append((int(j), phrase))
     return chosen
+
+
+def token_sample(labels: np.ndarray, hard: np.ndarray, max_texts: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted row indices for the n-gram analysis: all rows, or at most ``max_texts`` (about) rows
+    stratified by class x hard (up to ``max_texts // (2 * n_classes)`` of each, at least 10)."""
+    labels = np.asarray(labels)
+    hard = np.asarray(hard, dtype=bool)
+    n = labels.shape[0]
+    if max_texts is None or n <= max_texts:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    per = max(10, max_texts // (2 * len(classes)))
+    keep = []
+    for c in classes:
+        for m in (hard & (labels == c), ~hard & (labels == c)):
+            idx = np.flatnonzero(m)
+            keep.append(rng.choice(idx, per, replace=False) if idx.size > per else idx)
+    return np.sort(np.concatenate(keep))
 
 
 def distinctive_tokens(
@@ -110,19 +180,29 @@ def distinctive_tokens(
     top_tokens: int = 10,
     ngram_range=(2, 4),
     contrast: str = "class",
+    score: str = "lift",
     dedupe: bool = True,
+    min_hard_df: int = 3,
 ) -> pa.Table:
-    """Top char n-grams (``char_wb``) per class whose mean TF-IDF is higher in the hard samples.
+    """Char n-grams (``TfidfVectorizer(analyzer="char_wb")``) over-represented in each class's hard samples.
 
     ``contrast="class"``: hard samples of a class vs its other samples (falls back to all other
     texts when every sample of the class is hard); ``"all"``: vs every text outside that hard set.
-    ``score`` = mean TF-IDF in the hard group minus mean in the contrast group (> 0 kept).
-    ``dedupe`` skips an n-gram contained in a higher-ranked one (``"환불"`` after ``"환불요청"``).
+    ``score="lift"``: log ratio of the share of documents containing the n-gram (add-one
+    smoothed), hard vs contrast; ``"tfidf"``: mean TF-IDF in the hard group minus in the contrast
+    group (favours frequent short n-grams). Only scores > 0 are kept; an n-gram must occur in at
+    least ``min(min_hard_df, n_hard_of_class)`` hard samples. ``dedupe`` skips an n-gram
+    contained in, containing or overlapping a higher-ranked one's ``phrase`` (the n-gram grown
+    char by char while it keeps 80% of its hard occurrences: ``"liv"`` -> ``" deliver"``), so
+    each row is a different phrase. Cost is linear in the
+    characters of ``texts``: pass a sample (:func:`token_sample`) for big sets.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
+    if score not in TOKEN_SCORES:
+        raise ValueError(f"score must be one of {TOKEN_SCORES}, got {score!r}")
     texts = ["" if t is None else str(t) for t in texts]
     labels = np.asarray(labels)
     hard = np.asarray(hard, dtype=bool)
@@ -138,12 +218,15 @@ def distinctive_tokens(
     vocab = vec.get_feature_names_out().astype(str)
     keep_tok = np.array([bool(t.strip()) for t in vocab])
     n = len(texts)
+    B = (X > 0).astype(np.float64)
+    M = X if score == "tfidf" else B  # summed per group: TF-IDF mass or document frequency
     hard_g = [hard & (labels == c) for c in classes]
     class_g = [labels == c for c in classes]
-    s_hard = (_indicator(hard_g, n) @ X).tocsr()  # sparse: K x V can be large (dense per class below)
-    s_class = (_indicator(class_g, n) @ X).tocsr()
-    df_hard = (_indicator(hard_g, n) @ (X > 0).astype(np.float64)).tocsr()
-    s_all = np.asarray(X.sum(axis=0)).ravel()
+    g_hard, g_class = _indicator(hard_g, n), _indicator(class_g, n)
+    s_hard = (g_hard @ M).tocsr()  # sparse: groups x V can be large (densified per class below)
+    s_class = (g_class @ M).tocsr()
+    df_hard = s_hard if M is B else (g_hard @ B).tocsr()
+    s_all = np.asarray(M.sum(axis=0)).ravel()
     rows = []
     for g, c in enumerate(classes):
         sh = s_hard[g].toarray().ravel()
@@ -153,18 +236,22 @@ def distinctive_tokens(
             ref, n_ref, versus = s_class[g].toarray().ravel() - sh, n_rest, "rest_of_class"
         else:
             ref, n_ref, versus = s_all - sh, n - n_h, "other_texts"
-        score = sh / n_h - (ref / n_ref if n_ref else 0.0)
-        score = np.where(keep_tok, score, -np.inf)
-        order = _top_tokens(score, vocab, top_tokens, dedupe)
-        df_g = df_hard[g].toarray().ravel()
-        for j in order:
+        if score == "tfidf":
+            sc = sh / n_h - (ref / n_ref if n_ref else 0.0)
+        else:
+            sc = np.log((sh + 1.0) / (n_h + 2.0)) - np.log((ref + 1.0) / (n_ref + 2.0))
+        df_g = sh if M is B else df_hard[g].toarray().ravel()
+        sc = np.where(keep_tok & (df_g >= min(min_hard_df, n_h)), sc, -np.inf)
+        docs = [f" {' '.join(texts[i].lower().split())} " for i in np.flatnonzero(hard_g[g])] if dedupe else None
+        for j, phrase in _top_tokens(sc, vocab, top_tokens, dedupe, docs):
             rows.append(
                 {
                     "class": c,
                     "name": label_names[c],
                     "token": str(vocab[j]),
-                    "score": float(score[j]),
-                    "hard_df": int(df_g[j]),
+                    "phrase": phrase.strip(),
+                    "score": float(sc[j]),
+                    "hard_df": int(round(df_g[j])),
                     "versus": versus,
                 }
             )
@@ -182,15 +269,23 @@ def analyze(
     top_tokens: int = 10,
     ngram_range=(2, 4),
     contrast: str = "class",
+    token_score: str = "lift",
     dedupe: bool = True,
+    min_hard_df: int = 3,
+    max_token_texts: int | None = 20_000,
     seed: int = 0,
 ) -> dict:
     """Per-class hard/issue shares, top confusion pairs, lengths and distinctive n-grams of the hard set.
 
     Hard = ``hard_mask`` (aligned with ``scores``) or, when None, the top ``hardness_quantile``
-    fraction by hardness (same rule as :func:`hardmine.select.select`).
+    fraction by hardness (same rule as :func:`hardmine.select.select`). The n-gram analysis
+    uses at most ``max_token_texts`` texts (stratified sample, see :func:`token_sample`).
     """
-    for name, v in (("top_pairs", top_pairs), ("top_tokens", top_tokens)):
+    if max_token_texts is not None and (
+        isinstance(max_token_texts, bool) or not isinstance(max_token_texts, (int, np.integer)) or max_token_texts < 1
+    ):
+        raise ValueError(f"max_token_texts must be a positive integer or None, got {max_token_texts!r}")
+    for name, v in (("top_pairs", top_pairs), ("top_tokens", top_tokens), ("min_hard_df", min_hard_df)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
     if (
@@ -272,9 +367,10 @@ def analyze(
         "hard": length_stats(lengths[hard]),
         "not_hard": length_stats(lengths[~hard]),
     }
+    rows = token_sample(labels, hard, max_token_texts, seed)
     tokens = distinctive_tokens(
-        text, labels, hard, label_names, top_tokens=top_tokens, ngram_range=ngram_range, contrast=contrast,
-        dedupe=dedupe,
+        text[rows], labels[rows], hard[rows], label_names, top_tokens=top_tokens, ngram_range=ngram_range,
+        contrast=contrast, score=token_score, dedupe=dedupe, min_hard_df=min_hard_df,
     )
     return {
         "n": int(n),
@@ -287,6 +383,7 @@ def analyze(
         "confusion_pairs": confusion,
         "length": length,
         "distinctive_tokens": tokens,
+        "token_rows": int(rows.size),
     }
 
 
@@ -359,8 +456,8 @@ def format_tables(result: dict, *, max_rows: int = 30) -> str:
     tok = result["distinctive_tokens"]
     shown = tok.set_column(
         tok.schema.get_field_index("token"), "token", pa.array([repr(t) for t in tok.column("token").to_pylist()])
-    )
-    parts += ["", "distinctive character n-grams of hard samples", render_table(shown, max_rows=max_rows * 3)]
+    ).select(["class", "name", "phrase", "token", "score", "hard_df", "versus"])
+    parts += ["", f"distinctive character n-grams of hard samples ({result.get('token_rows', result['n'])} texts analysed)", render_table(shown, max_rows=max_rows * 3)]
     return "\n".join(parts) + "\n"
 
 

@@ -131,6 +131,20 @@ class SentenceTransformersEncoder:
         return _l2(self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True))
 
 
+def embeddings_table(ids, emb: np.ndarray):
+    """(id, emb fixed-size list<float32>) Arrow table, as stored in embeddings.parquet."""
+    import pyarrow as pa
+
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    return pa.table({"id": ids, "emb": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), emb.shape[1])})
+
+
+def embeddings_from_table(table) -> np.ndarray:
+    """The (n, dim) float32 matrix of an embeddings table's ``emb`` column."""
+    col = table.column("emb").combine_chunks()
+    return col.values.to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size).astype(np.float32)
+
+
 def load_encoder(name: str, max_length: int = 128, device: str | None = None) -> Encoder:
     """Load a sentence encoder by name (see module docstring)."""
     if name == "packaged:use-multilingual":

@@ -38,14 +38,18 @@ def run_stage(ctx: Context, name: str, fingerprint: str, outputs: list[str], fn:
     ctx.log(f"[{name}] running")
     store.mark(name, "running", fingerprint=fingerprint, started=time.time())
     t0 = time.time()
+    store.reads.clear()
     try:
         summary = fn()
     except BaseException as e:
         store.mark(name, "failed", error=f"{type(e).__name__}: {e}")
         raise
     seconds = time.time() - t0
+    reads = sorted(set(store.reads))
     rows = {o: store.read_table(o, columns=[]).num_rows for o in outputs if o.endswith(".parquet") and store.exists(o)}
-    store.mark(name, "done", fingerprint=fingerprint, seconds=round(seconds, 3), outputs=outputs, rows=rows, summary=summary)
+    store.mark(
+        name, "done", fingerprint=fingerprint, seconds=round(seconds, 3), outputs=outputs, rows=rows, reads=reads, summary=summary
+    )
     ctx.log(f"[{name}] done in {seconds:.1f}s")
     return summary
 
@@ -156,9 +160,7 @@ def _read_truth(path: str, labels: list[str]) -> pa.Table:
 def oof(ctx: Context) -> dict[str, Any]:
     cfg, store = ctx.cfg, ctx.store
     fp = fingerprint_bytes(ctx.fingerprint("prepare"), cfg.section_hash("oof", "seed"))
-    has_test = store.exists("test.parquet")
-    outputs = ["oof.parquet"] + (["test_probs.parquet"] if has_test else [])
-    outputs += ["embeddings.parquet"] if cfg.oof.backbone == "frozen" else []
+    outputs = ["oof.parquet"] + (["embeddings.parquet"] if cfg.oof.backbone == "frozen" else [])
 
     def _run():
         from hardmine.oof.runner import run_oof
@@ -166,25 +168,54 @@ def oof(ctx: Context) -> dict[str, Any]:
 
         connect(cfg, ctx.log)
         train = store.read_table("dataset.parquet")
-        test = store.read_table("test.parquet") if has_test else None
         labels = store.manifest()["labels"]
-        summary = run_oof(cfg, store, train, test, len(labels), fp, log=ctx.log)
+        summary = run_oof(cfg, store, train, len(labels), fp, log=ctx.log)
         ctx.log(format_oof(summary))
         return summary
 
     return run_stage(ctx, "oof", fp, outputs, _run)
 
 
+def holdout(ctx: Context) -> dict[str, Any]:
+    """The K fold models predict the held-out split (averaged probabilities): test_probs.parquet.
+
+    Only this stage and ``evaluate`` read test.parquet; no mining stage reads what it writes.
+    """
+    cfg, store = ctx.cfg, ctx.store
+    if not store.exists("test.parquet"):
+        return {}
+    fp = fingerprint_bytes(ctx.fingerprint("oof"), "holdout")
+    outputs = ["test_probs.parquet"] + (["test_embeddings.parquet"] if cfg.oof.backbone == "frozen" else [])
+
+    def _run():
+        from hardmine.embed import embeddings_table
+        from hardmine.oof.predict import FoldEnsemble
+
+        test = store.read_table("test.parquet")
+        ens = FoldEnsemble(store.uri)
+        texts = test.column("text").to_pylist()
+        if cfg.oof.backbone == "frozen":
+            emb = ens.encoder.encode(texts, cfg.oof.embed_batch_size)
+            store.write_table("test_embeddings.parquet", embeddings_table(test.column("id"), emb))
+            probs = ens.predict_embeddings(emb)
+        else:
+            probs = ens.predict(texts)
+        store.write_table("test_probs.parquet", pa.table({"id": test.column("id"), "probs": pa.array(list(probs), pa.list_(pa.float32()))}))
+        acc = float((probs.argmax(1) == test.column("label").to_numpy()).mean())
+        ctx.log(f"held-out accuracy of the {len(ens.models)} fold models (averaged): {acc:.4f} on {test.num_rows} rows")
+        return {"test_accuracy_fold_ensemble": acc, "rows": test.num_rows}
+
+    return run_stage(ctx, "holdout", fp, outputs, _run)
+
+
 def format_oof(summary: dict) -> str:
     lines = [f"OOF accuracy {summary['accuracy']:.4f} ({summary['runner']})", "  fold  rows  accuracy"]
     for f in summary["folds"]:
         lines.append(f"  {f['fold']:>4}  {f['rows']:>4}  {f['accuracy']:.4f}")
-    if "test_accuracy_fold_ensemble" in summary:
-        lines.append(f"  held-out accuracy of the fold ensemble: {summary['test_accuracy_fold_ensemble']:.4f}")
     return "\n".join(lines)
 
 
-STAGES: dict[str, Callable[[Context], dict]] = {"prepare": prepare, "oof": oof}
+STAGES: dict[str, Callable[[Context], dict]] = {"prepare": prepare, "oof": oof, "holdout": holdout}
 
 
 def run_all(cfg: Config, log=print, until: str | None = None) -> RunStore:

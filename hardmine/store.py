@@ -85,6 +85,7 @@ class RunStore:
         self.uri = run_dir
         self.fs, self.root = split_uri(run_dir)
         self.fs.create_dir(self.root, recursive=True)
+        self.reads: list[str] = []  # artifacts read since the last reset (recorded per stage: leakage guard)
 
     # ------------------------------------------------------------------ paths
     def path(self, name: str) -> str:
@@ -147,6 +148,7 @@ class RunStore:
     def read_table(self, name: str, columns: list[str] | None = None) -> pa.Table:
         if not self.exists(name):
             raise FileNotFoundError(f"{self.uri_of(name)} is missing: run the stage that writes it first")
+        self.reads.append(name)
         return pq.read_table(self.path(name), columns=columns, filesystem=self.fs)
 
     def write_bytes(self, name: str, data: bytes) -> str:
@@ -156,6 +158,8 @@ class RunStore:
         return self.path(name)
 
     def read_bytes(self, name: str) -> bytes:
+        if name != MANIFEST:
+            self.reads.append(name)
         with self.fs.open_input_stream(self.path(name)) as f:
             return f.read()
 

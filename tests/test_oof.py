@@ -67,6 +67,8 @@ def test_oof_frozen_end_to_end_and_resume(ray_local, tmp_path, csv_path, tiny_mo
     assert summary["runner"] == "ray task"
     assert _overlapped(summary["folds"])
     assert store.exists("test_probs.parquet") and store.read_table("test_probs.parquet").num_rows == 9
+    m = store.manifest()["stages"]
+    assert "test.parquet" not in m["oof"]["reads"] and "test.parquet" in m["holdout"]["reads"]
     assert 0.0 <= summary["accuracy"] <= 1.0
     # a second run skips every stage
     logs.clear()

@@ -456,3 +456,128 @@ def first_reason(n: int, checks: Iterable[tuple[str, np.ndarray]]) -> np.ndarray
         take = np.asarray(mask, dtype=bool) & (out == None)  # noqa: E711
         out[take] = reason
     return out
+
+
+# --------------------------------------------------------------------------- batch application
+
+
+def _guarded(fn: Callable[[np.ndarray], np.ndarray], idx: np.ndarray, errors: dict[int, str], what: str):
+    """Run ``fn(idx)``; if it raises, run row by row and record failing rows in ``errors``."""
+    try:
+        return fn(idx), idx
+    except Exception:
+        ok_idx, parts = [], []
+        for i in idx:
+            try:
+                parts.append(fn(np.array([i])))
+                ok_idx.append(i)
+            except Exception as e:  # noqa: BLE001 - recorded per row
+                errors[int(i)] = f"{what} filter: {type(e).__name__}: {str(e)[:300]}"
+        if not parts:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        return np.concatenate(parts), np.asarray(ok_idx, dtype=np.int64)
+
+
+def apply_filters(table, filters: dict[str, dict], *, encoder=None, predict=None):
+    """Filter a variant table (``source_text``, ``text``, ``label``, ``error``, ...).
+
+    Adds ``similarity`` (float32, null where not computed), ``consistent`` (bool,
+    null where not computed), ``kept``, ``reject_reason`` and, when near-duplicate
+    filtering is on, ``_minhash`` (signatures of kept rows, for the global
+    near-duplicate pass). Filters run in :data:`FILTER_ORDER`; a row rejected by one
+    is not checked by the later ones. ``filters`` comes from :func:`normalize_filter_config`.
+    """
+    import pyarrow as pa
+
+    n = table.num_rows
+    src = np.asarray(table["source_text"].to_pylist(), dtype=object)
+    txt = np.asarray(table["text"].to_pylist(), dtype=object)
+    err = table["error"].to_pylist()
+    labels = table["label"].to_numpy(zero_copy_only=False).astype(np.int64)
+    reason = np.full(n, None, dtype=object)
+    reason[np.array([e is not None for e in err], dtype=bool)] = "error"
+    new_errors: dict[int, str] = {}
+
+    def alive() -> np.ndarray:
+        return np.flatnonzero(reason == None)  # noqa: E711
+
+    if "length" in filters:
+        idx = alive()
+        r = length_reject(txt[idx], filters["length"]["min_chars"], filters["length"]["max_chars"])
+        reason[idx] = r
+    if "identical" in filters:
+        idx = alive()
+        reason[idx[identical_reject(src[idx], txt[idx])]] = "identical"
+    if "script" in filters:
+        idx = alive()
+        reason[idx[script_reject(src[idx], txt[idx])]] = "script_mismatch"
+    sim = np.full(n, np.nan, dtype=np.float32)
+    if "similarity" in filters:
+        if encoder is None:
+            raise ValueError("the similarity filter needs an encoder (hardmine.embed.load_encoder)")
+        cfg = filters["similarity"]
+        s, idx = _guarded(
+            lambda ix: similarity_scores(encoder, list(src[ix]), list(txt[ix]), cfg["batch_size"]), alive(), new_errors, "similarity"
+        )
+        sim[idx] = s
+        reason[idx[similarity_reject(s, float(cfg["threshold"]))]] = "low_similarity"
+    consistent = np.full(n, None, dtype=object)
+    if "consistency" in filters:
+        if predict is None:
+            raise ValueError("the consistency filter needs a predictor (predictor_factory)")
+        cfg = filters["consistency"]
+        c, idx = _guarded(
+            lambda ix: label_consistency(predict_in_batches(predict, list(txt[ix]), cfg["batch_size"]), labels[ix], float(cfg["tau"])),
+            alive(), new_errors, "consistency",
+        )
+        consistent[idx] = c.astype(bool)
+        reason[idx[~c.astype(bool)]] = "label_inconsistent"
+    for i, e in new_errors.items():
+        reason[i] = "error"
+        err[i] = e
+    kept = reason == None  # noqa: E711
+    out = table
+    for name, arr in (
+        ("similarity", pa.array(sim, type=pa.float32(), mask=np.isnan(sim))),
+        ("consistent", pa.array(consistent.tolist(), type=pa.bool_())),
+        ("kept", pa.array(kept, type=pa.bool_())),
+        ("reject_reason", pa.array(reason.tolist(), type=pa.string())),
+        ("error", pa.array(err, type=pa.string())),
+    ):
+        if name in out.column_names:
+            out = out.set_column(out.column_names.index(name), name, arr)
+        else:
+            out = out.append_column(name, arr)
+    if "near_duplicate" in filters:
+        cfg = filters["near_duplicate"]
+        k = int(cfg["num_perm"])
+        sig = np.zeros((n, k), dtype=np.uint32)
+        keep_idx = np.flatnonzero(kept)
+        sig[keep_idx] = minhash_signatures(list(txt[keep_idx]), num_perm=k, ngram=int(cfg["ngram"]), seed=int(cfg["seed"]))
+        col = pa.FixedSizeListArray.from_arrays(pa.array(sig.reshape(-1), type=pa.uint32()), k, mask=pa.array(~kept))
+        out = out.append_column("_minhash", col)
+    return out
+
+
+def near_duplicate_reasons(
+    sig: np.ndarray, candidates: np.ndarray, train_index: NearDupIndex | None, variant_index: NearDupIndex
+) -> np.ndarray:
+    """Reasons (``near_duplicate_train`` / ``near_duplicate_variant`` / None) for the rows
+    in ``candidates`` (a bool mask); kept rows are added to ``variant_index``."""
+    n = len(sig)
+    out = np.full(n, None, dtype=object)
+    idx = np.flatnonzero(candidates)
+    if idx.size == 0:
+        return out
+    if train_index is not None:
+        hit = train_index.query(sig[idx]) > 0
+        out[idx[hit]] = "near_duplicate_train"
+        idx = idx[~hit]
+    if idx.size:
+        hit = variant_index.query(sig[idx]) > 0
+        out[idx[hit]] = "near_duplicate_variant"
+        idx = idx[~hit]
+        dup = variant_index.dedupe_batch(sig[idx])
+        out[idx[dup]] = "near_duplicate_variant"
+        variant_index.add(sig[idx[~dup]])
+    return out

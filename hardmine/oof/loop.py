@@ -156,7 +156,7 @@ def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print
     scaler = torch.amp.GradScaler(enabled=amp == torch.float16)
     loss_fn = nn.CrossEntropyLoss()
 
-    start_epoch, epoch_probs, first_started = 0, [], started
+    start_epoch, epoch_probs, first_started, resumed = 0, [], started, []
     latest = ckpts.latest()
     if latest:
         state = torch.load(os.path.join(latest, STATE), map_location=device, weights_only=False)
@@ -166,6 +166,7 @@ def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print
         start_epoch = state["epoch"] + 1
         epoch_probs = list(np.load(os.path.join(latest, ARRAYS))["epoch_probs"])
         first_started = state.get("started", started)
+        resumed = [*state.get("resumed_after_epochs", []), int(state["epoch"])]  # recorded in every later checkpoint
         log(f"fold {cfg['fold']}: resumed from checkpoint after epoch {state['epoch']}")
 
     metrics: dict[str, Any] = {}
@@ -203,6 +204,7 @@ def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print
                     "sched": sched.state_dict(),
                     "epoch": epoch,
                     "started": first_started,
+                    "resumed_after_epochs": resumed,
                 },
                 os.path.join(tmp, STATE),
             )
@@ -214,7 +216,7 @@ def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print
                 bb.save_model(os.path.join(tmp, MODEL_DIR))
             np.savez(os.path.join(tmp, ARRAYS), **arrays)
             with open(os.path.join(tmp, META), "w") as f:
-                json.dump({**metrics, "started": first_started, "finished": time.time()}, f)
+                json.dump({**metrics, "started": first_started, "finished": time.time(), "resumed_after_epochs": resumed}, f)
             ckpts.save(tmp, metrics)
         log(f"fold {cfg['fold']} epoch {epoch}: loss {metrics['loss']:.4f} held-out acc {val_acc:.4f}")
     return {"metrics": metrics, "val_probs": epoch_probs[-1], "started": first_started, "finished": time.time()}

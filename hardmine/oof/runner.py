@@ -18,7 +18,7 @@ import pyarrow as pa
 import ray
 
 from hardmine.config import Config
-from hardmine.embed import resolve_model_path
+from hardmine.embed import embeddings_table, resolve_model_path
 from hardmine.oof.folds import make_folds
 from hardmine.oof.loop import MODEL_DIR, DirCheckpoints, TrainCheckpoints, read_checkpoint, train_fold
 from hardmine.schema import OOF
@@ -166,41 +166,40 @@ def check_resources(cpus: float, gpus: float) -> None:
         )
 
 
-def run_oof(cfg: Config, store: RunStore, train: pa.Table, test: pa.Table | None, num_labels: int, fingerprint: str, log=print) -> dict[str, Any]:
-    """Train K folds concurrently; write oof.parquet (+ test_probs.parquet, embeddings); return a summary."""
+def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fingerprint: str, log=print) -> dict[str, Any]:
+    """Train K folds concurrently; write oof.parquet (+ embeddings.parquet for frozen); return a summary.
+
+    The held-out split is never read here (see the ``holdout`` stage)."""
     o = cfg.oof
     check_resources(o.cpus_per_fold, o.gpus_per_fold)
     ids = train.column("id").to_pylist()
     texts = train.column("text").to_pylist()
     y = train.column("label").to_numpy().astype(np.int64)
     fold = make_folds(y, o.folds, cfg.seed)
-    test_texts = test.column("text").to_pylist() if test is not None else None
 
     t0 = time.time()
     if o.backbone == "frozen":
-        all_ids = ids + ([f"test::{i}" for i in test.column("id").to_pylist()] if test is not None else [])
-        emb = embed_texts(
-            all_ids,
-            texts + (test_texts or []),
+        x = embed_texts(
+            ids,
+            texts,
             o.model,
             max_length=o.max_length,
             batch_size=o.embed_batch_size,
             actors=o.embed_actors,
             gpus=min(o.gpus_per_fold, 1.0),
         )
-        x, test_x = emb[: len(ids)], (emb[len(ids) :] if test is not None else None)
         store.write_table(
             "embeddings.parquet",
-            pa.table({"id": ids, "emb": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])}),
+            embeddings_table(ids, x),
         )
-        log(f"embedded {len(all_ids)} texts with {o.model} in {time.time() - t0:.1f}s (dim {x.shape[1]})")
+        log(f"embedded {len(ids)} texts with {o.model} in {time.time() - t0:.1f}s (dim {x.shape[1]})")
         model_path = None
     else:
-        x, test_x = texts, test_texts
+        x = texts
         model_path = resolve_model_path(o.model)
     embed_s = time.time() - t0
 
-    shared = {"x": x, "y": y, "test_x": test_x}
+    shared = {"x": x, "y": y, "test_x": None}
     shared_ref = ray.put(shared)
     base = {
         "seed": cfg.seed,
@@ -252,18 +251,25 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, test: pa.Table | None
     n, K = len(ids), num_labels
     probs = np.zeros((n, K), dtype=np.float32)
     epoch_probs = np.zeros((n, o.epochs, K), dtype=np.float32)
-    test_probs = np.zeros((len(test_texts or []), K), dtype=np.float64)
     folds_info = []
     for k, r in enumerate(results):
         idx = np.flatnonzero(fold == k)
         ep = np.asarray(r["epoch_probs"], dtype=np.float32)  # (E, n_k, K)
         epoch_probs[idx] = ep.transpose(1, 0, 2)
         probs[idx] = ep[-1]
-        if r["test_probs"] is not None:
-            test_probs += r["test_probs"] / o.folds
         acc = float((ep[-1].argmax(1) == y[idx]).mean())
+        resumed = list(r["meta"].get("resumed_after_epochs", []))
+        if resumed:
+            log(f"fold {k}: recovered from {len(resumed)} failure(s), resumed from its checkpoint after epoch(s) {resumed}")
         folds_info.append(
-            {"fold": k, "rows": int(len(idx)), "accuracy": acc, "started": r["meta"]["started"], "finished": r["meta"]["finished"]}
+            {
+                "fold": k,
+                "rows": int(len(idx)),
+                "accuracy": acc,
+                "started": r["meta"]["started"],
+                "finished": r["meta"]["finished"],
+                "resumed_after_epochs": resumed,
+            }
         )
     oof = pa.table(
         {
@@ -276,12 +282,6 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, test: pa.Table | None
     )
     store.write_table("oof.parquet", oof)
     outputs = ["oof.parquet"]
-    if test is not None:
-        store.write_table(
-            "test_probs.parquet",
-            pa.table({"id": test.column("id"), "probs": pa.array(list(test_probs.astype(np.float32)), pa.list_(pa.float32()))}),
-        )
-        outputs.append("test_probs.parquet")
     accuracy = float((probs.argmax(1) == y).mean())
     summary = {
         "accuracy": accuracy,
@@ -291,6 +291,4 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, test: pa.Table | None
         "runner": "TorchTrainer" if use_trainer else "ray task",
         "outputs": outputs + (["embeddings.parquet"] if o.backbone == "frozen" else []),
     }
-    if test is not None:
-        summary["test_accuracy_fold_ensemble"] = float((test_probs.argmax(1) == test.column("label").to_numpy()).mean())
     return summary
