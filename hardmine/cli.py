@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("corrections", help="the edited CSV or a Label Studio JSON export")
     p.add_argument("--source", default=None, help="name recorded in the audit table (default: the file name)")
     p.add_argument("--no-strict", dest="strict", action="store_false", help="report unknown ids/labels instead of failing")
+    sub.add_parser("config-reference", help="print every configuration key as Markdown")
     p = sub.add_parser("demo-data", help="write the embedded demo dataset (demo.csv + demo_truth.csv)")
     p.add_argument("out_dir")
     p.add_argument("--rows", type=int, default=3000)
@@ -48,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "config-reference":
+            from hardmine.config import reference_markdown
+
+            print(reference_markdown())
+            return 0
         if args.command == "demo-data":
             from hardmine.demo_data import write_demo
 
