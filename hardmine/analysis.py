@@ -52,6 +52,7 @@ DISTINCTIVE_TOKENS = pa.schema(
         pa.field("versus", pa.string()),
     ]
 )
+#: the tables in an :func:`analyze` result (each written as ``<name>.parquet``)
 TABLES = ("per_class", "confusion_pairs", "distinctive_tokens")
 CONTRASTS = ("class", "all")
 TOKEN_SCORES = ("lift", "tfidf")
@@ -295,6 +296,10 @@ def analyze(
         or not 1 <= ngram_range[0] <= ngram_range[1]
     ):
         raise ValueError(f"ngram_range must be (min_n, max_n) with 1 <= min_n <= max_n, got {ngram_range!r}")
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
+    if token_score not in TOKEN_SCORES:
+        raise ValueError(f"token_score must be one of {TOKEN_SCORES}, got {token_score!r}")
     label_names = [str(x) for x in label_names]
     if not label_names:
         raise ValueError("label_names is empty: pass the label vocabulary (index -> name) from the manifest")
@@ -410,9 +415,7 @@ def render_table(table: pa.Table, *, max_rows: int | None = 30) -> str:
     if max_rows is not None and len(rows) > max_rows:
         more, rows = len(rows) - max_rows, rows[:max_rows]
     cells = [header] + [[_cell(r[h]) for h in header] for r in rows]
-    numeric = [
-        pa.types.is_integer(t) or pa.types.is_floating(t) for t in table.schema.types
-    ]
+    numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) for t in table.schema.types]
     widths = [max(_width(row[j]) for row in cells) for j in range(len(header))]
 
     def line(row):
@@ -457,7 +460,8 @@ def format_tables(result: dict, *, max_rows: int = 30) -> str:
     shown = tok.set_column(
         tok.schema.get_field_index("token"), "token", pa.array([repr(t) for t in tok.column("token").to_pylist()])
     ).select(["class", "name", "phrase", "token", "score", "hard_df", "versus"])
-    parts += ["", f"distinctive character n-grams of hard samples ({result.get('token_rows', result['n'])} texts analysed)", render_table(shown, max_rows=max_rows * 3)]
+    title = f"distinctive character n-grams of hard samples ({result.get('token_rows', result['n'])} texts analysed)"
+    parts += ["", title, render_table(shown, max_rows=max_rows * 3)]
     return "\n".join(parts) + "\n"
 
 
@@ -488,7 +492,7 @@ def write_analysis(result: dict, out_dir) -> dict[str, str]:
     out = Path(out_dir)
     paths: dict[str, str] = {}
     for name, value in result.items():
-        if isinstance(value, pa.Table):
+        if isinstance(value, pa.Table):  # the TABLES (and any table a caller added)
             p = out / f"{name}.parquet"
             _atomic(p, lambda tmp, v=value: pq.write_table(v, tmp))
             paths[name] = str(p)

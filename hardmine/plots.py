@@ -94,6 +94,12 @@ def _short(s: str, n: int = 24) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+def _positive(**kwargs) -> None:
+    for name, v in kwargs.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
 def _hard(scores: pa.Table, hard_mask, hardness_quantile: float, seed: int = 0) -> np.ndarray:
     hardness = _floats(scores, "hardness", "scores", "pass the score stage's table")
     if hard_mask is None:
@@ -116,6 +122,7 @@ def hardness_histogram(
     log: bool = True,
 ) -> str:
     """Overlaid step histograms of hardness: the ``top_n`` classes by hard count, the rest as "other"."""
+    _positive(top_n=top_n, bins=bins)
     fix = "pass the score stage's table"
     hardness = _floats(scores, "hardness", "scores", fix)
     labels = _ints(scores, "label", "scores", fix)
@@ -150,7 +157,8 @@ def hardness_histogram(
 
 
 def hard_per_class(per_class_table: pa.Table, path, *, top_n: int = 30) -> str:
-    """Horizontal bars of hard samples per class (label issues overlaid), most first; rest as "other"."""
+    """Horizontal bars of hard samples per class (label issues overlaid), most first; the rest summed in the title."""
+    _positive(top_n=top_n)
     need = {"class", "n_hard"}
     if not need <= set(per_class_table.column_names):
         raise ValueError(
@@ -230,6 +238,7 @@ def confusion_heatmap(
     ``data`` is ``analyze(...)['confusion_pairs']`` (off-diagonal pairs) or a scores table
     (every hard sample, diagonal included).
     """
+    _positive(top_n=top_n)
     k = len(label_names)
     if k == 0:
         raise ValueError("label_names is empty: pass the label vocabulary")

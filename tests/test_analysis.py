@@ -19,6 +19,7 @@ from hardmine.analysis import (
     distinctive_tokens,
     format_tables,
     to_jsonable,
+    token_sample,
     write_analysis,
 )
 
@@ -102,12 +103,14 @@ def test_distinctive_tokens_english():
     assert t.schema == DISTINCTIVE_TOKENS
     first = {c: t.filter(pa.compute.equal(t["class"], c)).to_pylist()[0] for c in (0, 1)}
     assert "qzxv" in first[0]["token"] and first[0]["hard_df"] == 4 and first[0]["versus"] == "rest_of_class"
-    assert first[1]["token"].strip() in "wombat" and first[1]["hard_df"] == 3  # a 4-gram of it
+    assert first[0]["phrase"].endswith("qzxv")
+    assert first[1]["token"].strip() in "wombat" and first[1]["hard_df"] == 3  # a 4-gram of it ...
+    assert first[1]["phrase"].endswith("wombat")  # ... grown back into the word (and what precedes it)
     assert all(s > 0 for s in t.column("score").to_pylist())
-    # deduped: no token is a substring of a better one in the same class
+    # deduped: no phrase is a substring of a better one in the same class
     for c in (0, 1):
-        toks = [x.strip() for x in t.filter(pa.compute.equal(t["class"], c)).column("token").to_pylist()]
-        assert not any(a in b for i, a in enumerate(toks) for b in toks[:i])
+        toks = t.filter(pa.compute.equal(t["class"], c)).column("phrase").to_pylist()
+        assert not any(a in b or b in a for i, a in enumerate(toks) for b in toks[:i])
     raw = distinctive_tokens(texts, labels, hard, NAMES, top_tokens=5, dedupe=False)
     raw0 = [x.strip() for x in raw.filter(pa.compute.equal(raw["class"], 0)).column("token").to_pylist()]
     assert raw.num_rows == 10 and any(a in b for a in raw0 for b in raw0 if a != b)  # overlapping n-grams
@@ -131,7 +134,10 @@ def test_distinctive_tokens_korean_and_contrast():
     top0 = tok.filter(pa.compute.equal(tok["class"], 0)).column("token").to_pylist()
     top1 = tok.filter(pa.compute.equal(tok["class"], 1)).column("token").to_pylist()
     assert top0[0].strip() == "환불요청"  # longest equal-score n-gram wins, substrings deduped
-    assert {"취소했어", "소했어요"} == {t.strip() for t in top1[:2]}  # the 4-grams of 취소했어요
+    assert top1[0].strip() in ("취소했어", "소했어요")  # a 4-gram of 취소했어요 ...
+    phrases1 = tok.filter(pa.compute.equal(tok["class"], 1)).column("phrase").to_pylist()
+    assert phrases1[0].endswith("취소했어요")  # ... grown into the whole word
+    assert not any("소했어" in p for p in phrases1[1:])  # its other windows are not repeated
     assert set(tok.column("name").to_pylist()) == {"배송", "환불"}
     # every sample of a class hard -> contrast falls back to all other texts
     all_hard = labels == 2
@@ -148,6 +154,39 @@ def test_distinctive_tokens_korean_and_contrast():
     widths = {_width(line) for line in block[:2]}
     assert len(widths) == 1
     assert _width("환불") == 4
+
+
+def test_tfidf_score_and_min_hard_df():
+    labels = np.zeros(40, int)
+    hard = np.zeros(40, bool)
+    hard[:6] = True
+    texts = ["plain words here"] * 40
+    texts = [t + (" zebra" if i < 5 else "") + (" unicorn" if i == 5 else "") for i, t in enumerate(texts)]
+    t = distinctive_tokens(texts, labels, hard, ["only"], top_tokens=5, score="tfidf")
+    assert t.num_rows >= 1 and "zebr" in t.column("phrase")[0].as_py()
+    assert all(s > 0 for s in t.column("score").to_pylist())
+    phrases = " ".join(t.column("phrase").to_pylist())
+    assert "unicorn" not in phrases and "unic" not in phrases  # in 1 hard text < min_hard_df=3
+    loose = distinctive_tokens(texts, labels, hard, ["only"], top_tokens=5, min_hard_df=1)
+    assert any("unicorn" in p for p in loose.column("phrase").to_pylist())
+    with pytest.raises(ValueError, match="score"):
+        distinctive_tokens(texts, labels, hard, ["only"], score="bm25")
+
+
+def test_token_sample_is_bounded_stratified_and_deterministic():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, 5000)
+    hard = rng.random(5000) < 0.1
+    rows = token_sample(labels, hard, 1000, seed=1)
+    assert len(rows) <= 1000 and (np.diff(rows) > 0).all()
+    assert set(np.unique(labels[rows])) == set(range(5))
+    for c in range(5):  # up to 100 hard + 100 other rows per class
+        assert (hard[rows] & (labels[rows] == c)).sum() == min(100, (hard & (labels == c)).sum())
+    assert (token_sample(labels, hard, 1000, seed=1) == rows).all()
+    assert (token_sample(labels, hard, None) == np.arange(5000)).all()
+    scores, ds = make(labels, labels, np.where(hard, 0.9, 0.1), ["x y"] * 5000)
+    r = analyze(scores, ds, ["a", "b", "c", "d", "e"], hard_mask=hard, max_token_texts=1000, top_tokens=1)
+    assert r["token_rows"] == len(rows) and r["per_class"].column("n").to_pylist() == np.bincount(labels).tolist()
 
 
 def test_format_tables_sections(crafted):
@@ -221,6 +260,8 @@ def test_plots_small(tmp_path, crafted):
         plots.confusion_heatmap(pa.table({"x": [1]}), NAMES, tmp_path / "bad.png")
     with pytest.raises(ValueError, match="n_hard"):
         plots.hard_per_class(pa.table({"class": [0]}), tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="top_n"):
+        plots.hardness_histogram(scores, NAMES, tmp_path / "bad.png", top_n=0)
     assert not (tmp_path / "bad.png").exists()
 
 
@@ -238,3 +279,6 @@ def test_plots_many_classes_and_korean_names(tmp_path):
     _png_ok(plots.hard_per_class(r["per_class"], tmp_path / "b.png", top_n=30))
     heat = _png_ok(plots.confusion_heatmap(scores, names, tmp_path / "c.png", top_n=15))
     assert heat.shape[0] < 2000 and img.shape[1] < 2000  # bounded by top_n, not K
+    # names the installed fonts cannot draw (no CJK font) fall back to the class id
+    assert plots._name(names, 1) == ("의도_1" if plots._drawable("의도") else "#1")
+    assert plots._name(names, 2) == "intent_2"
