@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("corrections", help="the edited CSV or a Label Studio JSON export")
     p.add_argument("--source", default=None, help="name recorded in the audit table (default: the file name)")
     p.add_argument("--no-strict", dest="strict", action="store_false", help="report unknown ids/labels instead of failing")
+    p = sub.add_parser("report", help="write RUN_DIR/report.html (one self-contained page)")
+    p.add_argument("run_dir")
     sub.add_parser("config-reference", help="print every configuration key as Markdown")
     p = sub.add_parser("demo-data", help="write the embedded demo dataset (demo.csv + demo_truth.csv)")
     p.add_argument("out_dir")
@@ -49,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "report":
+            from hardmine.report import write_report
+
+            print(f"report: {write_report(args.run_dir)}")
+            return 0
         if args.command == "config-reference":
             from hardmine.config import reference_markdown
 

@@ -1,0 +1,323 @@
+"""The HTML report, built from a run directory assembled from the real stage functions (no Ray)."""
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from hardmine import report as R
+from hardmine.analysis import analyze, write_analysis
+from hardmine.plots import confusion_heatmap, hard_per_class, hardness_histogram
+from hardmine.schema import AUGMENTED
+from hardmine.scoring import detection_metrics, score_table
+from hardmine.select import select
+from hardmine.store import RunStore
+
+NAMES = ["billing", "배송 문의", "<b>account</b>"]
+SCRIPT_TEXT = "<script>alert('x')</script> refund my 요금 please"
+WORDS = {
+    0: "invoice charge bill payment card fee overcharged statement price paid".split(),
+    1: "배송 택배 도착 주소 상자 지연 운송장 발송 조회 반품".split(),
+    2: "password login account locked email reset username signin profile access".split(),
+}
+PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def _dataset(n_per_class=50, seed=0):
+    rng = np.random.default_rng(seed)
+    ids, texts, labels = [], [], []
+    for c, words in WORDS.items():
+        for i in range(n_per_class):
+            ids.append(f"c{c}-{i}")
+            texts.append(" ".join(rng.choice(words, 5)))
+            labels.append(c)
+    texts[0] = SCRIPT_TEXT  # id c0-0: user text with markup, made a label issue below
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "text": pa.array(texts, pa.string()),
+            "label": pa.array(labels, pa.int32()),
+            "label_name": pa.array([NAMES[c] for c in labels], pa.string()),
+        }
+    )
+
+
+def _probs(labels, seed=0):
+    """Confident OOF probabilities with 6 planted label errors (the model predicts the true class)."""
+    rng = np.random.default_rng(seed)
+    n, k = len(labels), len(NAMES)
+    true = labels.copy()
+    noisy = np.array([0, 7, 55, 60, 110, 120])
+    true[noisy] = (labels[noisy] + 1) % k
+    logits = rng.normal(0, 1, (n, k))
+    logits[np.arange(n), true] += 4.0
+    hard = rng.choice(np.setdiff1d(np.arange(n), noisy), 25, replace=False)  # ambiguous rows
+    logits[hard] = rng.normal(0, 0.3, (hard.size, k))
+    p = np.exp(logits)
+    return (p / p.sum(1, keepdims=True)).astype(np.float32), true, noisy
+
+
+def _augmented():
+    """8 rows: 3 kept (2 eda, 1 offline-bt), too_short, low_similarity x2, near_duplicate_variant, error."""
+    rows = [
+        ("c0-1", "eda", True, None, None, 0.91, "charge bill invoice fee paid"),
+        ("c0-2", "eda", True, None, None, 0.88, "card price payment overcharged fee"),
+        ("c1-3", "offline-bt", True, None, None, 0.86, "택배 배송 도착 조회 지연"),
+        ("c0-4", "eda", False, "too_short", None, None, "fee"),
+        ("c2-5", "offline-bt", False, "low_similarity", None, 0.31, "<i>completely</i> different"),
+        ("c2-6", "offline-bt", False, "low_similarity", None, 0.42, "another unrelated sentence"),
+        ("c0-1", "eda", False, "near_duplicate_variant", None, 0.99, "charge bill invoice fee paid"),
+        ("c2-7", "offline-bt", False, "error", "RuntimeError: <boom> translation failed", None, ""),
+    ]
+    return pa.Table.from_pylist(
+        [
+            {"id": f"{s}~{m}~{i}", "source_id": s, "text": t, "label": int(s[1]), "method": m, "variant": i,
+             "similarity": sim, "consistent": None, "kept": k, "reject_reason": rr, "error": err}
+            for i, (s, m, k, rr, err, sim, t) in enumerate(rows)
+        ],
+        schema=AUGMENTED,
+    )
+
+
+EVAL = {
+    "seeds": 3,
+    "arms": {
+        "baseline": {"accuracy": {"mean": 0.80, "lo": 0.78, "hi": 0.82}, "macro_f1": {"mean": 0.79, "lo": 0.77, "hi": 0.81},
+                     "ece": {"mean": 0.05, "lo": 0.04, "hi": 0.06}, "train_rows": 150},
+        "clean": {"accuracy": {"mean": 0.84, "lo": 0.83, "hi": 0.85}, "macro_f1": {"mean": 0.83, "lo": 0.82, "hi": 0.84},
+                  "ece": {"mean": 0.04, "lo": 0.03, "hi": 0.05}, "train_rows": 144,
+                  "diff_vs_baseline": {"accuracy": {"mean": 0.04, "lo": 0.02, "hi": 0.06, "excludes_zero": True}}},
+        "random": {"accuracy": {"mean": 0.801, "lo": 0.77, "hi": 0.83}, "macro_f1": 0.8, "train_rows": 165,
+                   "diff_vs_baseline": {"accuracy": {"mean": 0.001, "lo": -0.02, "hi": 0.022, "excludes_zero": False}}},
+    },
+}
+
+
+def _sweep():
+    rows = []
+    for act, base in (("review", 0.80), ("drop", 0.83)):
+        for t in (0.1, 0.3):
+            for r in (0.0, 0.2):
+                rows.append({"threshold": t, "aug_ratio": r, "issue_action": act, "accuracy": base + t / 10 + r / 10,
+                             "macro_f1": base - 0.01})
+    rows.append({"threshold": 0.1, "aug_ratio": 0.0, "issue_action": "review", "accuracy": 0.79, "macro_f1": 0.78})  # repeat
+    rows.append({"threshold": 0.5, "aug_ratio": 0.2, "issue_action": "drop", "accuracy": None, "macro_f1": None})  # failed
+    return pa.Table.from_pylist(rows)
+
+
+def _early_run(root) -> RunStore:
+    store = RunStore(str(root))
+    ds = _dataset()
+    store.write_table("dataset.parquet", ds)
+    store.update_manifest(labels=NAMES, name="report-test")
+    counts = dict(zip(*np.unique(ds.column("label_name").to_pylist(), return_counts=True)))
+    store.mark("prepare", "done", summary={"rows": ds.num_rows, "test_rows": 0, "classes": 3,
+                                           "class_counts": {k: int(v) for k, v in counts.items()}, "dropped_empty": 2})
+    folds = [{"fold": f, "rows": 50, "accuracy": 0.8 + f / 100, "started": 1000.0 + f, "finished": 1010.0 + f,
+              "resumed_after_epochs": []} for f in range(3)]
+    store.mark("oof", "done", summary={"accuracy": 0.8123, "runner": "ray task", "folds": folds})
+    store.mark("holdout", "done", summary={})
+    return store
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run") / "demo"
+    store = _early_run(root)
+    store.mark("prepare", "done", summary={**store.manifest()["stages"]["prepare"]["summary"], "test_rows": 30})
+    store.mark("holdout", "done", summary={"test_accuracy_fold_ensemble": 0.7777, "rows": 30})
+    ds = store.read_table("dataset.parquet")
+    labels = ds.column("label").to_numpy().astype(np.int64)
+    probs, true, noisy = _probs(labels)
+    scores, summary = score_table(ds.column("id"), labels, probs, label_names=NAMES)
+    is_noisy = np.zeros(len(labels), bool)
+    is_noisy[noisy] = True
+    summary["detection"] = detection_metrics(scores.column("is_label_issue").to_numpy(zero_copy_only=False), is_noisy)
+    store.write_table("scores.parquet", scores)
+    store.write_json("label_quality.json", summary)
+    store.write_table("truth.parquet", pa.table({"id": ds.column("id"), "true_label": pa.array(true, pa.int32()),
+                                                 "is_noisy": pa.array(is_noisy)}))
+    selected, sel_summary = select(scores, ds, hardness_quantile=0.2)
+    store.write_table("selected.parquet", selected)
+    result = analyze(scores, ds, NAMES, hardness_quantile=0.2, top_pairs=5, top_tokens=3)
+    write_analysis(result, store.path("analysis"))
+    hardness_histogram(scores, NAMES, store.path("plots/hardness_histogram.png"))
+    hard_per_class(result["per_class"], store.path("plots/hard_per_class.png"))
+    confusion_heatmap(scores, NAMES, store.path("plots/confusion_hard.png"))
+    store.mark("score", "done", summary={"label_issues": int(scores.column("is_label_issue").to_numpy().sum())})
+    store.mark("select", "done", summary={"actions": sel_summary["actions"], "n_hard": sel_summary["n_hard"],
+                                          "hardness_threshold": sel_summary["hardness_threshold"]})
+    store.write_table("augmented.parquet", _augmented())
+    store.write_json("evaluation/summary.json", EVAL)
+    store.write_table("sweep/results.parquet", _sweep())
+    store.write_json("sweep/best.json", {"threshold": 0.3, "aug_ratio": 0.2, "issue_action": "drop", "accuracy": 0.88})
+    path = R.write_report(str(root), strict=True)
+    with open(path, encoding="utf-8") as f:
+        page = f.read()
+    return {"store": store, "page": page, "scores": scores, "path": path}
+
+
+def _section(page: str, anchor: str) -> str:
+    m = re.search(rf'<section id="{anchor}">(.*?)</section>', page, re.S)
+    assert m, f"section {anchor} missing"
+    return m.group(1)
+
+
+def test_full_report_has_every_section_and_no_missing_notes(full_run):
+    page = full_run["page"]
+    assert full_run["path"].endswith("/demo/report.html")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    for anchor, title in R.SECTIONS:
+        assert f"<h2>{title}</h2>" in _section(page, anchor)
+    assert R.NOT_RUN not in page
+    assert "could not be rendered" not in page
+    # self-contained: no external assets or scripts
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    assert "<script" not in page.lower()
+    # numbers from the manifest
+    assert "0.8123" in _section(page, "oof") and "0.7777" in _section(page, "oof")
+    assert "2</dd>" in _section(page, "dataset")  # dropped_empty
+
+
+def test_user_text_and_names_are_escaped(full_run):
+    page = full_run["page"]
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; refund my 요금 please" in page
+    assert "<b>account</b>" not in page and "&lt;b&gt;account&lt;/b&gt;" in page
+    assert "<i>completely</i>" not in page and "&lt;i&gt;completely&lt;/i&gt;" in page
+    assert "&lt;boom&gt;" in page
+    assert "배송 문의" in page  # Korean passes through unchanged (UTF-8 page)
+
+
+def test_label_issue_table_lists_top_issues_in_rank_order(full_run):
+    sec = _section(full_run["page"], "label-issues")
+    scores = full_run["scores"]
+    flag = scores.column("is_label_issue").to_numpy(zero_copy_only=False)
+    assert flag[0], "the <script> row was planted as a label error"
+    ranked = sorted(
+        (r, i) for r, i, f in zip(scores.column("issue_rank").to_pylist(), scores.column("id").to_pylist(), flag) if f
+    )
+    positions = [sec.index(f'<span dir="auto">{i}</span>') for _, i in ranked]
+    assert positions == sorted(positions)
+    rows = R.label_issue_rows(scores, full_run["store"].read_table("dataset.parquet"), NAMES, top=3)
+    assert rows.num_rows == 3 and rows.column("issue_rank").to_pylist() == [r for r, _ in ranked[:3]]
+    # suggested label of the <script> row: its planted true class (1)
+    script_row = [r for r in R.label_issue_rows(scores, None, NAMES, top=100).to_pylist() if r["id"] == "c0-0"][0]
+    assert script_row["suggested_name"] == NAMES[1] and script_row["text"] is None
+    # detection vs the injected truth and the dataset-level estimate
+    assert "precision" in sec and "Detection against the injected truth" in sec
+    assert "estimated wrong labels" in sec and "estimated noise rate" in sec
+
+
+def test_augmentation_funnel_counts():
+    f = R.augmentation_funnel(_augmented())
+    assert (f["generated"], f["kept"], f["rejected"], f["errors"], f["unexplained"]) == (8, 3, 5, 1, 0)
+    steps = {s["step"]: (s["rejected"], s["remaining"]) for s in f["steps"]}
+    assert steps["error"] == (1, 7)
+    assert steps["length"] == (1, 6)
+    assert steps["similarity"] == (2, 4)
+    assert steps["near_duplicate"] == (1, 3)
+    assert f["steps"][-1]["remaining"] == f["kept"]
+    by = {m["method"]: m for m in f["by_method"]}
+    assert (by["eda"]["generated"], by["eda"]["kept"]) == (4, 2)
+    assert by["offline-bt"]["errors"] == 1 and by["offline-bt"]["reasons"] == {"error": 1, "low_similarity": 2}
+    assert by["eda"]["mean_similarity_kept"] == pytest.approx((0.91 + 0.88) / 2, abs=1e-6)
+    # with the configured filters known, filters that did not run and rejected nothing are left out
+    only = R.augmentation_funnel(_augmented(), filters=["length", "similarity", "near_duplicate"])
+    assert [s["step"] for s in only["steps"]] == ["error", "length", "similarity", "near_duplicate"]
+    with pytest.raises(ValueError, match="reject_reason"):
+        R.augmentation_funnel(_augmented().drop_columns(["reject_reason"]))
+
+
+def test_augmentation_section_in_page(full_run):
+    sec = _section(full_run["page"], "augmentation")
+    funnel = re.search(r"funnel: .*?</table>", sec, re.S).group(0)
+    cells = re.findall(r"<tr><td>([^<]*|<b>kept</b>)</td><td[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td><td class=num>([\d,]+)</td></tr>", funnel)
+    remaining = {c[0]: int(c[3]) for c in cells}
+    assert remaining["generated"] == 8 and remaining["per-row errors"] == 7 and remaining["length"] == 6
+    assert remaining["similarity"] == 4 and remaining["<b>kept</b>"] == 3
+    # examples: kept pair (source text -> variant) and rejected rows with their reason; the error row
+    assert "택배 배송 도착 조회 지연" in sec and "low_similarity" in sec and "near_duplicate_variant" in sec
+    assert "Rows with an error (1)" in sec and "translation failed" in sec
+
+
+def test_embedded_images_decode(full_run):
+    from PIL import Image
+
+    blobs = PNG.findall(full_run["page"])
+    assert len(blobs) == 5  # hardness, per class, confusion, arms, sweep
+    for b in blobs:
+        img = Image.open(io.BytesIO(base64.b64decode(b)))
+        img.load()
+        assert img.format == "PNG" and img.size[0] >= 300 and img.size[1] >= 200
+        assert np.asarray(img.convert("L")).std() > 5  # not a blank canvas
+    for anchor in ("hardness", "per-class", "confusion", "arms", "sweep"):
+        assert PNG.search(_section(full_run["page"], anchor)), anchor
+
+
+def test_arm_comparison(full_run):
+    sec = _section(full_run["page"], "arms")
+    assert "+0.0400" in sec and "[+0.0200, +0.0600]" in sec and "≠0" in sec
+    assert sec.index(">baseline<") < sec.index(">clean<") < sec.index(">random<")
+    rows = {r["arm"]: r for r in R.arm_rows(EVAL)}
+    assert rows["random"]["macro_f1"] == {"mean": 0.8, "lo": None, "hi": None, "excludes_zero": None}
+    assert rows["clean"]["diff"]["accuracy"]["excludes_zero"] is True
+    assert rows["clean"]["extra"] == {"train_rows": 144}
+    listed = R.arm_rows({"arms": [{"arm": "targeted", "accuracy": 0.9}, {"arm": "baseline", "accuracy": 0.8}]})
+    assert [r["arm"] for r in listed] == ["baseline", "targeted"]
+    with pytest.raises(ValueError, match="arms"):
+        R.arm_rows({"arms": {}})
+
+
+def test_sweep_grid_and_section(full_run):
+    g = R.sweep_grid(_sweep())
+    assert g["actions"] == ["drop", "review"] and g["thresholds"] == [0.1, 0.3, 0.5] and g["ratios"] == [0.0, 0.2]
+    assert g["failed"] == 1
+    assert g["count"][1, 0, 0] == 2 and g["mean"][1, 0, 0] == pytest.approx((0.81 + 0.79) / 2)
+    assert g["count"][0, 2, 1] == 0 and np.isnan(g["mean"][0, 2, 1])  # only a failed trial there
+    assert np.isnan(g["mean"][1, 2]).all()  # review never ran threshold 0.5
+    sec = _section(full_run["page"], "sweep")
+    assert "Best configuration" in sec and "0.8800" in sec
+    assert "trials without a result" in sec
+    with pytest.raises(ValueError, match="aug_ratio"):
+        R.sweep_grid(_sweep().drop_columns(["aug_ratio"]))
+
+
+def test_early_run_renders_not_run_yet_notes(tmp_path):
+    store = _early_run(tmp_path / "early")
+    path = R.write_report(str(tmp_path / "early"), strict=True)
+    page = open(path, encoding="utf-8").read()
+    for anchor in ("hardness", "per-class", "confusion", "label-issues", "augmentation", "arms", "sweep"):
+        assert R.NOT_RUN in _section(page, anchor), anchor
+    for anchor in ("dataset", "oof"):
+        assert R.NOT_RUN not in _section(page, anchor)
+    assert "hardmine evaluate CONFIG" in _section(page, "arms")
+    assert "No held-out split" in _section(page, "oof")
+    assert not PNG.search(page)
+    # a failed stage is named with its error
+    store.mark("score", "failed", error="ValueError: <bad> probs")
+    page = R.build_report(store)
+    assert "The score stage failed: ValueError: &lt;bad&gt; probs" in _section(page, "label-issues")
+
+
+def test_bad_artifact_is_reported_in_place(tmp_path):
+    store = _early_run(tmp_path / "bad")
+    store.write_json("evaluation/summary.json", {"arms": "oops"})
+    page = R.build_report(store)
+    assert "could not be rendered" in _section(page, "arms") and "Arm comparison" in page.split("<section")[0]
+    assert R.NOT_RUN in _section(page, "sweep")
+    with pytest.raises(ValueError, match="arms"):
+        R.build_report(store, strict=True)
+
+
+def test_write_report_needs_a_run_dir(tmp_path):
+    with pytest.raises(ValueError, match="manifest.json"):
+        R.write_report(str(tmp_path / "nope"))
+    assert not (tmp_path / "nope").exists()
+    _early_run(tmp_path / "ok")
+    assert R.main([str(tmp_path / "ok")]) == 0
+    assert (tmp_path / "ok" / "report.html").stat().st_size > 1000
+    assert not [p for p in (tmp_path / "ok").iterdir() if p.name.startswith(".tmp")]
