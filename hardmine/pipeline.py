@@ -226,6 +226,10 @@ def run_all(cfg: Config, log=print, until: str | None = None) -> RunStore:
         fn(ctx)
         if name == until:
             break
+    if until is None:
+        from hardmine.report import write_report
+
+        log(f"report: {write_report(store.uri)}")
     return store
 
 
