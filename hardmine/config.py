@@ -117,6 +117,46 @@ class SelectConfig(_Section):
     relabel_min_confidence: float = Field(0.7, ge=0.0, le=1.0, description="relabel only when the suggested label is this likely")
 
 
+class AugmentConfig(_Section):
+    generators: list[dict[str, Any]] = Field(
+        default_factory=lambda: [{"type": "offline-bt"}, {"type": "eda"}],
+        description="generator specs: {type: vllm|hf|offline-bt|eda, weight, ...} (see README)",
+    )
+    filters: dict[str, Any] = Field(
+        default_factory=lambda: {"length": {"min_chars": 3}, "identical": True, "script": True, "similarity": True,
+                                 # hard samples have a low p_true by definition: ask the fold models only to keep
+                                 # the source label plausible, not confident
+                                 "consistency": {"tau": 0.2}, "near_duplicate": True},
+        description="filters to run: length, identical, script, similarity, consistency, near_duplicate (true/false or options)",
+    )
+    aug_ratio: Optional[float] = Field(0.2, ge=0.0, description="variants to generate, as a share of the training size")
+    per_sample: Optional[int] = Field(None, ge=1, description="variants per source instead of aug_ratio")
+    max_per_sample: Optional[int] = Field(None, ge=1)
+    language: str = Field("auto", description="auto (from the script of the sources), en, ko, ...")
+    batch_size: int = Field(64, ge=1)
+    random_control: bool = Field(True, description="also augment randomly chosen training rows (the evaluate stage's random arm)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        from hardmine.augment.filters import normalize_filter_config
+        from hardmine.augment.pipeline import check_generators
+
+        if (self.aug_ratio is None) == (self.per_sample is None):
+            raise ValueError("set exactly one of augment.aug_ratio and augment.per_sample (the other: null)")
+        check_generators([dict(g) for g in self.generators])
+        normalize_filter_config(self.filters)
+        return self
+
+    def budget(self, aug_ratio: float | None = None) -> dict:
+        if self.per_sample is not None:
+            b = {"per_sample": self.per_sample}
+        else:
+            b = {"aug_ratio": self.aug_ratio if aug_ratio is None else aug_ratio}
+        if self.max_per_sample:
+            b["max_per_sample"] = self.max_per_sample
+        return b
+
+
 ARMS = ("baseline", "clean", "targeted", "clean+targeted", "random")
 
 
@@ -172,6 +212,7 @@ class Config(_Section):
     oof: OOFConfig = OOFConfig()
     score: ScoreConfig = ScoreConfig()
     select: SelectConfig = SelectConfig()
+    augment: AugmentConfig = AugmentConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     sweep: SweepConfig = SweepConfig()
     ray: RayConfig = RayConfig()

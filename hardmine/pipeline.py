@@ -358,4 +358,132 @@ def select_stage(ctx: Context) -> dict[str, Any]:
     return run_stage(ctx, "select", fp, outputs, _run)
 
 
-STAGES.update({"score": score, "select": select_stage})
+# ----------------------------------------------------------------------------- augment
+
+
+def _augment_to_store(ctx: Context, selected: str, out: str, budget: dict, seed: int) -> dict:
+    """Run the Ray Data augmentation pipeline on ``selected`` into the run's ``out`` Parquet."""
+    import os
+    import tempfile
+
+    from hardmine.augment.filters import normalize_filter_config
+    from hardmine.augment.pipeline import run_augment
+    from hardmine.oof.predict import fold_predictor_factory
+
+    cfg, store = ctx.cfg, ctx.store
+    a = cfg.augment
+    factory = fold_predictor_factory(store.uri) if "consistency" in normalize_filter_config(a.filters) else None
+    local = store.is_local_fs()
+    tmpdir = None if local else tempfile.mkdtemp(prefix="hardmine-aug-")
+    out_path = store.path(out) if local else os.path.join(tmpdir, out)
+    summary = run_augment(
+        store.uri_of(selected) if local else store.read_table(selected),
+        store.uri_of("dataset.parquet") if local else store.read_table("dataset.parquet"),
+        out_path, generators=[dict(g) for g in a.generators], filters=dict(a.filters), budget=budget,
+        predictor_factory=factory, seed=seed, language=a.language, batch_size=a.batch_size, log=ctx.log,
+    )
+    if not local:
+        store.put_file(out_path, out)
+    return summary
+
+
+def format_funnel(summary: dict) -> str:
+    lines = [f"  generated {summary['rows']} variants from {summary['sources']} sources; kept {summary['kept']}"]
+    left = summary["rows"]
+    for reason, n in summary["reject_reasons"].items():
+        left -= n
+        lines.append(f"    {reason:<24} rejected {n:>6}")
+    for method, m in summary["by_method"].items():
+        lines.append(f"    method {method:<17} {m}")
+    return "\n".join(lines)
+
+
+def augment(ctx: Context) -> dict[str, Any]:
+    """Variants of the hard-but-correct samples (and, as a control, of random rows), filtered."""
+    cfg, store = ctx.cfg, ctx.store
+    a = cfg.augment
+    # the pool covers the largest budget evaluate may ask for, so arms subsample instead of regenerating
+    ratio = None if a.aug_ratio is None else max(a.aug_ratio, cfg.evaluate.aug_ratio)
+    fp = fingerprint_bytes(ctx.fingerprint("select"), cfg.section_hash("augment", "seed"), repr(ratio))
+    outputs = ["augmented.parquet"] + (["selected_random.parquet", "augmented_random.parquet"] if a.random_control else [])
+
+    def _run():
+        import numpy as np
+
+        from hardmine.runtime import connect
+
+        connect(cfg, ctx.log)
+        budget = a.budget(ratio)
+        summary = {"targeted": _augment_to_store(ctx, "selected.parquet", "augmented.parquet", budget, cfg.seed)}
+        ctx.log("augmentation funnel (targeted: hard samples):\n" + format_funnel(summary["targeted"]))
+        if a.random_control:
+            sel = store.read_table("selected.parquet", columns=["id", "label", "action"])
+            n_src = int((sel.column("action").to_numpy(zero_copy_only=False) == "augment").sum())
+            rng = np.random.default_rng(cfg.seed + 7)
+            chosen = np.zeros(sel.num_rows, dtype=bool)
+            chosen[rng.choice(sel.num_rows, size=min(n_src, sel.num_rows), replace=False)] = True
+            rand = pa.table({
+                "id": sel.column("id"), "label": sel.column("label"),
+                "action": pa.array(np.where(chosen, "augment", "none")), "rule": pa.array(np.where(chosen, "random_control", "none")),
+            })
+            store.write_table("selected_random.parquet", rand)
+            summary["random"] = _augment_to_store(ctx, "selected_random.parquet", "augmented_random.parquet", budget, cfg.seed + 1)
+            ctx.log("augmentation funnel (random control: same number of random sources):\n" + format_funnel(summary["random"]))
+        return summary
+
+    return run_stage(ctx, "augment", fp, outputs, _run)
+
+
+# ----------------------------------------------------------------------------- evaluate, sweep
+
+
+def evaluate_stage(ctx: Context) -> dict[str, Any]:
+    """Retrain the arms (baseline, clean, targeted, clean+targeted, random) over seeds; held-out metrics."""
+    cfg, store = ctx.cfg, ctx.store
+    if not store.exists("test.parquet"):
+        ctx.log("[evaluate] skipped: no held-out split (set data.test_size or data.test_path)")
+        return {}
+    fp = fingerprint_bytes(ctx.fingerprint("augment"), cfg.section_hash("evaluate", "oof", "seed"))
+    outputs = ["evaluation/runs.parquet", "evaluation/summary.json"]
+
+    def _run():
+        from hardmine.evaluate import run_evaluate
+
+        return run_evaluate(cfg, store, ctx.log, fingerprint=fp)
+
+    return run_stage(ctx, "evaluate", fp, outputs, _run)
+
+
+def sweep_stage(ctx: Context) -> dict[str, Any]:
+    """Ray Tune over threshold x aug_ratio x issue_action, trials subsampling one augmentation pool."""
+    cfg, store = ctx.cfg, ctx.store
+    if not cfg.sweep.enabled or not store.exists("test.parquet"):
+        ctx.log("[sweep] skipped: " + ("sweep.enabled is false" if not cfg.sweep.enabled else "no held-out split"))
+        return {}
+    sw = cfg.sweep
+    fp = fingerprint_bytes(ctx.fingerprint("augment"), cfg.section_hash("sweep", "select", "augment", "oof", "seed"))
+    outputs = ["sweep/pool.parquet", "sweep/results.parquet", "sweep/best.json"]
+
+    def _run():
+        from hardmine.runtime import connect
+        from hardmine.select import select
+        from hardmine.sweep import run_sweep, select_kwargs
+
+        connect(cfg, ctx.log)
+        if not store.is_done("sweep_pool", fp, ["sweep/pool.parquet"]):
+            # one pool at the largest budget, from the most permissive selection (issue rows kept as sources)
+            kw = select_kwargs(cfg, store.manifest()["labels"])
+            kw.update({"issue_action": "keep", "hardness_quantile": None, "p_true_max": None})
+            kw[sw.threshold] = max(sw.thresholds)
+            selected, _ = select(store.read_table("scores.parquet"), store.read_table("dataset.parquet"), **kw)
+            store.write_table("sweep/selected_pool.parquet", selected)
+            budget = cfg.augment.budget(max(sw.aug_ratios) if cfg.augment.per_sample is None else None)
+            pool_summary = _augment_to_store(ctx, "sweep/selected_pool.parquet", "sweep/pool.parquet", budget, cfg.seed + 2)
+            store.mark("sweep_pool", "done", fingerprint=fp, summary=pool_summary)
+        results = run_sweep(cfg, store, store.read_table("sweep/pool.parquet"), ctx.log, fingerprint=fp)
+        return {"trials": results.num_rows, "best": store.read_json("sweep/best.json")}
+
+    return run_stage(ctx, "sweep", fp, outputs, _run)
+
+
+STAGES.update({"score": score, "select": select_stage, "augment": augment, "evaluate": evaluate_stage, "sweep": sweep_stage})

@@ -140,6 +140,15 @@ class RunStore:
         finally:
             shutil.rmtree(local, ignore_errors=True)
 
+    def put_file(self, local_path: str, name: str) -> str:
+        """Copy a local file into the run atomically (streamed, never loaded into memory)."""
+        with self.atomic_path(name) as tmp:
+            pafs.copy_files(local_path, tmp, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs)
+        return self.path(name)
+
+    def is_local_fs(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
     def write_table(self, name: str, table: pa.Table) -> str:
         with self.atomic_path(name) as tmp:
             pq.write_table(table, tmp, filesystem=self.fs)
