@@ -169,7 +169,10 @@ def main() -> None:
     args = p.parse_args()
     if not Path(args.data).exists():
         raise SystemExit(f"--data {args.data} not found (the benchmark data lives in ../shared/data)")
-    work = Path(args.work or tempfile.mkdtemp(prefix="hardmine-bench-"))
+    # a fresh run root each time: nothing (embedding cache included) carries over between invocations
+    if args.work:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="hardmine-bench-", dir=args.work))
     results = []
     for name in args.backbones.split(","):
         rows = args.frozen_rows if name == "frozen" else args.finetune_rows

@@ -1,6 +1,7 @@
 """Benchmark of the score stage (hardmine.scoring.score_table) on synthetic probabilities.
 
-    python jobs/bench_score.py --rows 1000000 --classes 20 --seed 0 --out runs/bench/score.json
+    python jobs/bench_score.py --rows 1000000 --classes 20 --seed 0 --out runs/bench/score.json \
+        [--data ../shared/data/banking77/train.csv]
 
 (run from the repository root with hardmine installed, or with PYTHONPATH=.)
 
@@ -89,6 +90,65 @@ def print_table(sections: dict) -> None:
             print(f"  {key:<24} {value}")
 
 
+def inject_noise(y: np.ndarray, k: int, rate: float, kind: str, seed: int) -> np.ndarray:
+    """Flip ``rate`` of the labels (seeded): ``uniform`` to any other class; ``class_conditional``
+    to one of two fixed, class-specific confusable classes (70/30), a non-uniform noise matrix."""
+    rng = np.random.default_rng(seed)
+    noisy = y.copy()
+    flip = rng.choice(len(y), size=int(round(rate * len(y))), replace=False)
+    if kind == "uniform":
+        noisy[flip] = (y[flip] + rng.integers(1, k, size=len(flip))) % k
+    else:
+        targets = np.stack([(np.arange(k) + rng.integers(1, k, size=k)) % k for _ in range(2)], axis=1)
+        same = targets[:, 0] == targets[:, 1]
+        targets[same, 1] = (targets[same, 0] + 1) % k
+        targets[targets[:, 1] == np.arange(k), 1] = (np.arange(k)[targets[:, 1] == np.arange(k)] + 2) % k
+        pick = (rng.random(len(flip)) >= 0.7).astype(int)
+        noisy[flip] = targets[y[flip], pick]
+    assert (noisy[flip] != y[flip]).all()
+    return noisy
+
+
+def detection_section(args) -> list[dict]:
+    """Label-issue detection on banking77 with injected noise, from the frozen backbone's OOF (hardmine pipeline)."""
+    import pandas as pd
+    import ray
+
+    from hardmine.config import load_config
+    from hardmine.pipeline import run_all
+
+    df = pd.read_csv(args.data)
+    names = sorted(df["category"].unique())
+    y = df["category"].map({n: i for i, n in enumerate(names)}).to_numpy()
+    work = Path(args.work)
+    rows = []
+    for kind in ("uniform", "class_conditional"):
+        for rate in (0.1, 0.3):
+            tag = f"{kind}-{int(rate * 100)}"
+            noisy = inject_noise(y, len(names), rate, kind, seed=args.seed)
+            d = work / tag
+            d.mkdir(parents=True, exist_ok=True)
+            ids = [f"b{i}" for i in range(len(df))]
+            pd.DataFrame({"id": ids, "text": df["text"], "label": [names[v] for v in noisy]}).to_csv(d / "train.csv", index=False)
+            pd.DataFrame({"id": ids, "true_label": [names[v] for v in y], "is_noisy": noisy != y}).to_csv(d / "truth.csv", index=False)
+            cfg = load_config(None, [
+                f"name={tag}", f"run_root={work / 'runs'}", f"data.path={d / 'train.csv'}", f"data.truth_path={d / 'truth.csv'}",
+                "oof.backbone=frozen", "oof.model=packaged:minilm", "oof.folds=5", f"oof.epochs={args.epochs}", "oof.embed_actors=2",
+            ])
+            t0 = time.perf_counter()
+            store = run_all(cfg, until="score", log=lambda s: None)
+            stages = store.manifest()["stages"]
+            det = stages["score"]["summary"]["detection"]
+            rows.append({
+                "noise": kind, "rate": rate, "rows": len(df), "oof_accuracy": round(stages["oof"]["summary"]["accuracy"], 4),
+                "precision": round(det["precision"], 4), "recall": round(det["recall"], 4), "f1": round(det["f1"], 4),
+                "flagged": det["tp"] + det["fp"], "injected": int((noisy != y).sum()), "seconds": round(time.perf_counter() - t0, 1),
+            })
+            print(f"  {tag}: precision {det['precision']:.3f} recall {det['recall']:.3f} f1 {det['f1']:.3f}", flush=True)
+    ray.shutdown()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -96,6 +156,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-jobs", type=int, default=1, help="cleanlab processes (1 is fastest on 2 cores)")
     parser.add_argument("--out", default="runs/bench/score.json")
+    parser.add_argument("--data", default=None, help="banking77 train.csv: adds the detection-quality section")
+    parser.add_argument("--epochs", type=int, default=8, help="frozen head epochs (detection section)")
+    parser.add_argument("--work", default=None, help="scratch run root for the detection section (default: a temp dir)")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -107,6 +170,19 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print_table(sections)
     print(f"total {result['seconds']} s, peak RSS {result['peak_rss_mb']} MB")
+    if args.data:
+        if not Path(args.data).exists():
+            raise SystemExit(f"--data {args.data} not found (the benchmark data lives in ../shared/data)")
+        import tempfile
+
+        args.work = args.work or tempfile.mkdtemp(prefix="hardmine-bench-score-")
+        det = detection_section(args)
+        result["detection"] = det
+        result["f1"] = {f"{r['noise']}-{int(r['rate'] * 100)}": r["f1"] for r in det}
+        cols = ["noise", "rate", "oof_accuracy", "injected", "flagged", "precision", "recall", "f1", "seconds"]
+        print(" | ".join(cols))
+        for r in det:
+            print(" | ".join(str(r[c]) for c in cols))
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,30 @@ def embed_texts(ids: list[str], texts: list[str], model: str, *, max_length: int
     return out
 
 
+def cached_embeddings(cfg: Config, ids: list[str], texts: list[str], log=print) -> np.ndarray:
+    """Frozen-backbone embeddings, cached under ``<run_root>/_cache`` by (model, max_length, texts).
+
+    Runs that share texts (label corrections from review, injected-noise studies, re-runs with
+    another head) reuse them instead of re-encoding.
+    """
+    from hardmine.embed import embeddings_from_table
+    from hardmine.store import RunStore, fingerprint_bytes
+
+    o = cfg.oof
+    key = fingerprint_bytes(o.model, str(o.max_length), *texts)
+    cache = RunStore(cfg.run_root.rstrip("/") + "/_cache")
+    name = f"embeddings-{key}.parquet"
+    if cache.exists(name):
+        log(f"embeddings of {len(texts)} texts with {o.model}: from the cache ({cache.uri_of(name)})")
+        return embeddings_from_table(cache.read_table(name))
+    t0 = time.time()
+    x = embed_texts(ids, texts, o.model, max_length=o.max_length, batch_size=o.embed_batch_size,
+                    actors=o.embed_actors, gpus=min(o.gpus_per_fold, 1.0))
+    cache.write_table(name, embeddings_table(list(range(len(texts))), x))
+    log(f"embedded {len(ids)} texts with {o.model} in {time.time() - t0:.1f}s (dim {x.shape[1]})")
+    return x
+
+
 # ----------------------------------------------------------------------------- fold workers
 
 
@@ -179,20 +203,8 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
 
     t0 = time.time()
     if o.backbone == "frozen":
-        x = embed_texts(
-            ids,
-            texts,
-            o.model,
-            max_length=o.max_length,
-            batch_size=o.embed_batch_size,
-            actors=o.embed_actors,
-            gpus=min(o.gpus_per_fold, 1.0),
-        )
-        store.write_table(
-            "embeddings.parquet",
-            embeddings_table(ids, x),
-        )
-        log(f"embedded {len(ids)} texts with {o.model} in {time.time() - t0:.1f}s (dim {x.shape[1]})")
+        x = cached_embeddings(cfg, ids, texts, log)
+        store.write_table("embeddings.parquet", embeddings_table(ids, x))
         model_path = None
     else:
         x = texts
