@@ -39,7 +39,7 @@ FILTER_DEFAULTS: dict[str, dict] = {
     "length": {"min_chars": 1, "max_chars": 1000},
     "identical": {},
     "script": {},
-    "similarity": {"model": "auto", "threshold": 0.75, "batch_size": 64, "max_length": 128},
+    "similarity": {"model": "auto", "threshold": 0.75, "batch_size": 32, "max_length": 128},
     "consistency": {"tau": 0.5, "batch_size": 256},
     "near_duplicate": {"threshold": 0.9, "num_perm": 64, "ngram": 4, "against_train": True, "seed": 1},
 }
@@ -331,9 +331,12 @@ def estimate_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (np.asarray(a) == np.asarray(b)).mean(axis=-1)
 
 
-def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """Bands ``b`` and rows ``r`` (b*r <= num_perm) minimising false positives + negatives
-    of the S-curve ``1 - (1 - s^r)^b`` around ``threshold``."""
+def lsh_params(threshold: float, num_perm: int, fn_weight: float = 0.9) -> tuple[int, int]:
+    """Bands ``b`` and rows ``r`` (b*r <= num_perm) minimising the weighted false-positive
+    and false-negative areas of the S-curve ``1 - (1 - s^r)^b`` around ``threshold``.
+
+    False negatives weigh more (``fn_weight``): candidates are verified afterwards, so a
+    false positive only costs a comparison while a false negative is a missed duplicate."""
     s = np.linspace(0.0, 1.0, 1001)
     best, best_err = (1, num_perm), np.inf
     for b in range(1, num_perm + 1):
@@ -341,8 +344,9 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
             p = 1.0 - (1.0 - s**r) ** b
             fp = np.trapezoid(np.where(s < threshold, p, 0.0), s)
             fn = np.trapezoid(np.where(s >= threshold, 1.0 - p, 0.0), s)
-            if fp + fn < best_err:
-                best, best_err = (b, r), fp + fn
+            err = (1.0 - fn_weight) * fp + fn_weight * fn
+            if err < best_err:
+                best, best_err = (b, r), err
     return best
 
 

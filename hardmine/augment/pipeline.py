@@ -231,12 +231,10 @@ class AugmentWorker:
         vocab: list[str] | None = None,
         threads: int = 1,
     ):
-        try:
+        if "similarity" in filters or (spec or {}).get("type") == "hf":  # torch only where a model runs
             import torch
 
             torch.set_num_threads(max(1, int(threads)))
-        except ImportError:  # pragma: no cover
-            pass
         self.mode, self.filters, self.method, self.rate, self.seed = mode, filters, method, float(rate), int(seed)
         self.generator = make_generator(spec, vocab=vocab or [], seed=seed) if mode == "generate" else None
         self.encoder = None
@@ -252,7 +250,8 @@ class AugmentWorker:
         counts = variant_counts(ids, self.rate, self.seed, self.method)
         live = np.flatnonzero(counts > 0)
         ids = [ids[i] for i in live]
-        texts = [batch["source_text"][int(i)].as_py() for i in live]
+        all_texts = batch["source_text"].to_pylist()
+        texts = [all_texts[i] for i in live]
         labels = batch["label"].to_numpy(zero_copy_only=False)[live]
         counts = counts[live]
         try:
@@ -335,11 +334,13 @@ def check_generators(generators: list[dict]) -> list[dict]:
 def plan_resources(generators: list[dict], cpus: float, gpus: float) -> dict[str, dict]:
     """Actor-pool sizes and per-actor CPUs/GPUs per generator stage.
 
-    By default the CPU stages share ``cpus - reserve`` logical CPUs (the reserve,
-    at most half a CPU, lets read/select tasks and the near-duplicate actor run);
-    ``hf`` stages take one GPU per worker when the cluster has GPUs.
+    By default the CPU stages share ``cpus - 1.1`` logical CPUs (at least 0.05 each):
+    the reserve lets one read -> select -> re-block task (Ray Data gives it a whole
+    CPU) and the near-duplicate actor run next to the actor pools; logical CPUs only
+    gate scheduling, the OS shares the cores. ``hf`` stages take one GPU per worker
+    when the cluster has GPUs.
     """
-    reserve = min(0.5, 0.25 * cpus)
+    reserve = 1.1
     stages = [g for g in generators]
     n_cpu = max(1, len(stages))
     plan: dict[str, dict] = {}
@@ -357,7 +358,7 @@ def plan_resources(generators: list[dict], cpus: float, gpus: float) -> dict[str
         if "num_cpus" not in p:
             p["num_cpus"] = float(g.get("num_cpus") or max(0.05, (cpus - reserve) / max(1, cpu_workers)))
         p["threads"] = max(1, int(round(p["num_cpus"])))
-    plan["_io"] = {"num_cpus": max(0.05, reserve / 4)}
+    plan["_io"] = {"num_cpus": 0.05}
     return plan
 
 
@@ -438,6 +439,10 @@ def run_augment(
             vocab = ray.get(ray.remote(num_cpus=0.25)(_vocab_from_path).remote(src, vocab_size, 2))
     res = ray.cluster_resources()
     rplan = plan_resources(gens, float(res.get("CPU", 1)), float(res.get("GPU", 0)))
+    blocks = max(1, -(-len(ids) // max(1, int(batch_size))))
+    for g in gens:  # no idle actors for small inputs: at most one per block of sources
+        if not g.get("workers"):
+            rplan[g["method"]]["workers"] = min(rplan[g["method"]]["workers"], blocks)
     if log:
         log(
             f"augment: {len(ids)} sources of {info['n_train']} rows, language={lang}, "
@@ -505,9 +510,10 @@ def _build(ray, source, ids, gens, fcfg, plan, rplan, predictor_factory, seed, l
         step = max(1, batch_size * 4)
         ds = ray.data.from_arrow([t.slice(i, step) for i in range(0, t.num_rows, step)] or [t])
     else:
-        ds = ray.data.read_parquet(source, columns=["id", "text", "label"], ray_remote_args={"num_cpus": io_cpus})
+        ds = ray.data.read_parquet(source).select_columns(["id", "text", "label"])
+    # default resources on purpose: read -> select -> re-block fuse into one task
     sources = ds.map_batches(
-        _select_sources, fn_kwargs={"ids_ref": [ids_ref]}, batch_format="pyarrow", batch_size=None, num_cpus=io_cpus
+        _select_sources, fn_kwargs={"ids_ref": [ids_ref]}, batch_format="pyarrow", batch_size=None
     ).repartition(target_num_rows_per_block=batch_size)
     streams = []
     for g in gens:

@@ -278,6 +278,20 @@ class DirCheckpoints:
             self.fs.delete_dir(old)
 
 
+def _checkpoint_epoch(fs, path: str) -> int | None:
+    """Epoch of a checkpoint directory on ``fs``, or None when it is incomplete or unreadable."""
+    import pyarrow.fs as pafs
+
+    try:
+        infos = fs.get_file_info([f"{path}/{name}" for name in (STATE, ARRAYS, META)])
+        if any(i.type != pafs.FileType.File for i in infos):
+            return None
+        with fs.open_input_stream(f"{path}/{META}") as f:
+            return int(json.loads(f.read())["epoch"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 class TrainCheckpoints:
     """Checkpoints through Ray Train (``get_checkpoint`` / ``report``) inside a TorchTrainer worker."""
 
@@ -285,13 +299,36 @@ class TrainCheckpoints:
         self._ctx = None
 
     def latest(self) -> str | None:
+        """The newest complete checkpoint of this run: Ray Train's, or a newer one already in storage.
+
+        Ray Train registers a reported checkpoint only when its controller next polls the worker
+        (every couple of seconds), so a worker that dies sooner after ``report`` would restart from
+        an older checkpoint (or from scratch) although the newer one is persisted. Reading the run's
+        storage too closes that gap.
+        """
+        import pyarrow.fs as pafs
         import ray.train
 
+        found = []
         ckpt = ray.train.get_checkpoint()
-        if ckpt is None:
+        if ckpt is not None:
+            found.append(ckpt)
+        storage = ray.train.get_context().get_storage()
+        fs = storage.storage_filesystem
+        for info in fs.get_file_info(pafs.FileSelector(storage.experiment_fs_path, allow_not_found=True)):
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_"):
+                found.append(ray.train.Checkpoint(info.path, filesystem=fs))
+        complete = [(e, -n) for n, c in enumerate(found) if (e := _checkpoint_epoch(c.filesystem, c.path)) is not None]
+        if not complete:
             return None
+        best = found[-max(complete)[1]]  # the newest epoch; Ray Train's own checkpoint on a tie
         local = tempfile.mkdtemp(prefix="hardmine-restore-")
-        shutil.copytree(ckpt.to_directory(), local, dirs_exist_ok=True)
+        shutil.copytree(best.to_directory(), local, dirs_exist_ok=True)
+        if best is not ckpt:  # register it with Ray Train too, so the run's result is right even if nothing follows
+            with open(os.path.join(local, META)) as f:
+                meta = json.load(f)
+            metrics = {k: meta[k] for k in ("fold", "epoch", "loss", "val_accuracy") if k in meta}
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(local))
         return local
 
     def save(self, local_dir: str, metrics: dict) -> None:
