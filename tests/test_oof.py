@@ -52,7 +52,7 @@ def _overlapped(folds_info):
 
 def test_oof_finetune_trainer_end_to_end(ray_local, tmp_path, csv_path, tiny_model):
     cfg = _cfg(tmp_path, csv_path, tiny_model, **{"oof.backbone": "finetune", "oof.batch_size": 8, "oof.lr": 0.001})
-    store = run_all(cfg)
+    store = run_all(cfg, until="oof")
     summary = _check_oof(store, 36, 3, 2)
     assert summary["runner"] == "TorchTrainer"
     assert _overlapped(summary["folds"]), summary["folds"]
@@ -62,7 +62,7 @@ def test_oof_finetune_trainer_end_to_end(ray_local, tmp_path, csv_path, tiny_mod
 def test_oof_frozen_end_to_end_and_resume(ray_local, tmp_path, csv_path, tiny_model):
     logs = []
     cfg = _cfg(tmp_path, csv_path, tiny_model, **{"oof.backbone": "frozen", "data.test_size": 0.25, "oof.folds": 3})
-    store = run_all(cfg, log=logs.append)
+    store = run_all(cfg, log=logs.append, until="holdout")
     summary = _check_oof(store, 27, 3, 2)
     assert summary["runner"] == "ray task"
     assert _overlapped(summary["folds"])
@@ -72,12 +72,12 @@ def test_oof_frozen_end_to_end_and_resume(ray_local, tmp_path, csv_path, tiny_mo
     assert 0.0 <= summary["accuracy"] <= 1.0
     # a second run skips every stage
     logs.clear()
-    run_all(cfg, log=logs.append)
+    run_all(cfg, log=logs.append, until="holdout")
     assert any("[oof] up to date" in line for line in logs) and not any("[oof] running" in line for line in logs)
     # deleting oof.parquet recomputes only the OOF stage
     store.delete("oof.parquet")
     logs.clear()
-    run_all(cfg, log=logs.append)
+    run_all(cfg, log=logs.append, until="holdout")
     assert any("[prepare] up to date" in line for line in logs)
     assert any("[oof] running" in line for line in logs)
     _check_oof(store, 27, 3, 2)
