@@ -236,6 +236,10 @@ class AugmentWorker:
 
             torch.set_num_threads(max(1, int(threads)))
         self.mode, self.filters, self.method, self.rate, self.seed = mode, filters, method, float(rate), int(seed)
+        spec = dict(spec or {})
+        # test only: kill this actor's process once (the marker file makes it once per run); Ray Data
+        # restarts the actor and retries its batch (max_restarts / max_task_retries = -1)
+        self.crash_once_marker = spec.pop("crash_once_marker", None)
         self.generator = make_generator(spec, vocab=vocab or [], seed=seed) if mode == "generate" else None
         self.encoder = None
         if "similarity" in filters:
@@ -266,6 +270,10 @@ class AugmentWorker:
         return variants_table(ids, texts, labels, counts, res, self.method)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        if self.crash_once_marker and not os.path.exists(self.crash_once_marker):
+            with open(self.crash_once_marker, "w") as f:
+                f.write(f"augment actor {os.getpid()} crashed on purpose\n")
+            os._exit(1)
         if self.mode == "generate":
             variants = self._generate(batch)
         else:
