@@ -142,7 +142,7 @@ def run_backbone(name: str, data_path: str, rows: int | None, epochs: int, folds
         seq_s = time.time() - t0
     with PeakRSS(include_ray=True) as mem_hm:
         t0 = time.time()
-        store = run_all(cfg, log=lambda s: None)
+        store = run_all(cfg, log=lambda s: None, until="oof")  # data preparation + the OOF stage only
         hm_s = time.time() - t0
     ray.shutdown()
     summary = store.manifest()["stages"]["oof"]["summary"]
