@@ -227,6 +227,7 @@ def scale_worker(args) -> None:
     holdout = t.slice(fit_n, min(5000, t.num_rows - fit_n))
     acc = float((factory()(holdout["text"].to_pylist()).argmax(1) == holdout["label"].to_numpy()).mean())
     del t, holdout
+    fit_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
     try:
         with PeakSampler() as ps:
@@ -245,6 +246,7 @@ def scale_worker(args) -> None:
                 "summary": summ,
                 "pipeline_peak_rss_mb": round(ps.peak, 1),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "peak_rss_mb_before_pipeline": round(fit_peak, 1),
                 "predictor": {
                     "what": f"scikit-learn TF-IDF char_wb(1-3) + LogisticRegression fitted on the first {fit_n} NSMC rows "
                     "inside the benchmark (stand-in for the OOF fold models)",

@@ -2,7 +2,6 @@
 import os
 import signal
 
-import numpy as np
 import pyarrow as pa
 import pytest
 from ray import tune
