@@ -691,8 +691,10 @@ def retrain_many(
     import ray
 
     from hardmine.oof.runner import check_resources
+    from hardmine.runtime import connect
 
     o, e = cfg.oof, cfg.evaluate
+    connect(cfg, log)
     check_resources(o.cpus_per_fold, o.gpus_per_fold)
     keys = list(training_sets)
     features = build_features(cfg, store, dataset, test, augmented_texts([training_sets[k] for k in keys]), log)

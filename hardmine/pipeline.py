@@ -325,21 +325,18 @@ def select_stage(ctx: Context) -> dict[str, Any]:
         from hardmine.analysis import analyze, format_tables, write_analysis
         from hardmine.plots import confusion_heatmap, hard_per_class, hardness_histogram
         from hardmine.select import select
+        from hardmine.sweep import select_kwargs
 
         scores = store.read_table("scores.parquet")
         ds = store.read_table("dataset.parquet")
         names = store.manifest()["labels"]
         s = cfg.select
-        classes = None
-        if s.classes is not None:
-            unknown = [c for c in s.classes if c not in names]
-            if unknown:
-                raise DataError(f"select.classes has unknown class names {unknown}: choose from {names}")
-            classes = [names.index(c) for c in s.classes]
+        try:
+            kw = select_kwargs(cfg, names)
+        except ValueError as e:
+            raise DataError(str(e)) from None
         selected, summary = select(
-            scores, ds, hardness_quantile=s.hardness_quantile, p_true_max=s.p_true_max, max_confidence=s.max_confidence,
-            min_length=s.min_length, classes=classes, max_per_class=s.max_per_class, issue_action=s.issue_action,
-            relabel_min_confidence=s.relabel_min_confidence, seed=cfg.seed,
+            scores, ds, hardness_quantile=s.hardness_quantile, p_true_max=s.p_true_max, issue_action=s.issue_action, **kw
         )
         store.write_table("selected.parquet", selected)
         quantile = s.hardness_quantile or 0.2

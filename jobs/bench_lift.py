@@ -48,7 +48,7 @@ args = parser.parse_args()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hardmine.config import deep_merge, from_dict, parse_overrides  # noqa: E402
+from hardmine.config import ARMS, deep_merge, from_dict, parse_overrides  # noqa: E402
 from hardmine.evaluate import arm_training_set, evaluation_fingerprint, format_summary, interval, retrain_many, run_evaluate  # noqa: E402
 from hardmine.pipeline import STAGES, run_all  # noqa: E402
 from hardmine.sweep import run_sweep, select_kwargs  # noqa: E402
@@ -311,7 +311,8 @@ def main() -> int:
     print()
     print(f"{'dataset':<10} {'arm':<16} {'held-out accuracy % [95% CI]':<30} {'vs baseline (paired)':<28}")
     for name, r in results.items():
-        for a, v in r["arms"].items():
+        for a in sorted(r["arms"], key=lambda a: ARMS.index(a) if a in ARMS else len(ARMS)):
+            v = r["arms"][a]
             d = v.get("vs_baseline", {}).get("accuracy") if v.get("vs_baseline") else None
             star = "*" if d and d["excludes_zero"] else ""
             print(f"{name:<10} {a:<16} {pct(v['accuracy']):<30} {pct(d) + star if d else '-':<28}")
