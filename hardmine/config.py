@@ -78,11 +78,17 @@ class OOFConfig(_Section):
     head: Literal["linear", "mlp"] = "linear"
     head_hidden: int = Field(256, ge=1)
     head_batch_size: int = Field(32, ge=1)
-    cpus_per_fold: float = Field(1.0, gt=0.0)
+    cpus_per_fold: Optional[float] = Field(
+        None,
+        gt=0.0,
+        description="null = the largest whole-CPU share that runs as many folds at once as the cluster holds (torch threads = whole CPUs); fractions pack folds; set it on autoscaling clusters",
+    )
     gpus_per_fold: float = Field(0.0, ge=0.0, description="fractions pack several folds on one GPU, e.g. 0.2 -> 5 folds per GPU")
     max_failures: int = Field(2, ge=0, description="FailureConfig: restarts of a fold from its last checkpoint")
     embed_batch_size: int = Field(64, ge=1)
-    embed_actors: int = Field(1, ge=1, description="Ray Data actors computing frozen embeddings")
+    embed_actors: Optional[int] = Field(
+        None, ge=1, description="Ray Data actors computing frozen embeddings; null = one per cluster CPU (at most 16), or per GPU share when gpus_per_fold > 0"
+    )
     frozen_runner: Literal["task", "trainer"] = Field("task", description="frozen heads: plain Ray task (less overhead) or TorchTrainer")
     fault_injection: Optional[FaultInjection] = Field(None, description="test only")
 

@@ -76,11 +76,15 @@ class TransformersEncoder:
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         import torch
 
+        texts = list(texts)
+        # batches of similar length pad little: about 2x faster on typical short-text data
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        texts = [texts[i] for i in order]
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), batch_size):
                 enc = self.tokenizer(
-                    list(texts[i : i + batch_size]),
+                    texts[i : i + batch_size],
                     padding=True,
                     truncation=True,
                     max_length=self.max_length,
@@ -92,7 +96,9 @@ class TransformersEncoder:
                 out.append(pooled.float().cpu().numpy())
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return _l2(np.concatenate(out))
+        emb = np.empty((len(texts), self.dim), dtype=np.float32)
+        emb[order] = np.concatenate(out)
+        return _l2(emb)
 
 
 class USEEncoder:

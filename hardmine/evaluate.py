@@ -690,16 +690,17 @@ def retrain_many(
     """
     import ray
 
-    from hardmine.oof.runner import check_resources
+    from hardmine.oof.runner import check_resources, fold_cpus, fold_threads
     from hardmine.runtime import connect
 
     o, e = cfg.oof, cfg.evaluate
     connect(cfg, log)
-    check_resources(o.cpus_per_fold, o.gpus_per_fold)
+    cpus = fold_cpus(o.cpus_per_fold, o.folds)  # each run gets an OOF fold's share
+    check_resources(cpus, o.gpus_per_fold)
     keys = list(training_sets)
     features = build_features(cfg, store, dataset, test, augmented_texts([training_sets[k] for k in keys]), log)
     shared_ref = ray.put(features["shared"])
-    base = train_settings(cfg, num_labels, threads=int(o.cpus_per_fold), epochs=e.epochs)
+    base = train_settings(cfg, num_labels, threads=fold_threads(cpus), epochs=e.epochs)
     use_trainer = o.backbone == "finetune" or o.frozen_runner == "trainer"
     fit_trainer, fit_task = _remote_fns()
     limit = e.max_concurrent or len(keys)
@@ -713,9 +714,9 @@ def retrain_many(
             slug = f"{arm.replace('+', '-')}-seed{seed}"
             rcfg = dict(base, seed=int(seed), run=set_indices(training_sets[key], features), shared_ref=shared_ref)
             if use_trainer:
-                ref = fit_trainer.remote(rcfg, store.uri_of("_train"), f"eval-{fingerprint}-{slug}", o.cpus_per_fold, o.gpus_per_fold, o.max_failures)
+                ref = fit_trainer.remote(rcfg, store.uri_of("_train"), f"eval-{fingerprint}-{slug}", cpus, o.gpus_per_fold, o.max_failures)
             else:
-                ref = fit_task.options(num_cpus=o.cpus_per_fold, num_gpus=o.gpus_per_fold or None, max_retries=o.max_failures).remote(
+                ref = fit_task.options(num_cpus=cpus, num_gpus=o.gpus_per_fold or None, max_retries=o.max_failures).remote(
                     rcfg, shared_ref, store.uri_of(f"_checkpoints/eval-{fingerprint}/{slug}")
                 )
             pending[ref] = key

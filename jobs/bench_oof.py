@@ -119,7 +119,7 @@ def run_backbone(name: str, data_path: str, rows: int | None, epochs: int, folds
     overrides = [
         f"name=bench-{name}", f"run_root={work}", f"data.path={data_path}", "data.label_column=category",
         "data.id_column=null", f"oof.backbone={name}", f"oof.folds={folds}", f"oof.epochs={epochs}",
-        "oof.model=packaged:minilm", "oof.cpus_per_fold=1", "oof.embed_actors=2",
+        "oof.model=packaged:minilm",
     ] + extra
     cfg = load_config(None, overrides)
     train = load_split(data_path, cfg.data).table

@@ -133,7 +133,7 @@ def detection_section(args) -> list[dict]:
             pd.DataFrame({"id": ids, "true_label": [names[v] for v in y], "is_noisy": noisy != y}).to_csv(d / "truth.csv", index=False)
             cfg = load_config(None, [
                 f"name={tag}", f"run_root={work / 'runs'}", f"data.path={d / 'train.csv'}", f"data.truth_path={d / 'truth.csv'}",
-                "oof.backbone=frozen", "oof.model=packaged:minilm", "oof.folds=5", f"oof.epochs={args.epochs}", "oof.embed_actors=2",
+                "oof.backbone=frozen", "oof.model=packaged:minilm", "oof.folds=5", f"oof.epochs={args.epochs}",
             ])
             t0 = time.perf_counter()
             store = run_all(cfg, until="score", log=lambda s: None)

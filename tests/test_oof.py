@@ -81,3 +81,15 @@ def test_oof_frozen_end_to_end_and_resume(ray_local, tmp_path, csv_path, tiny_mo
     assert any("[prepare] up to date" in line for line in logs)
     assert any("[oof] running" in line for line in logs)
     _check_oof(store, 27, 3, 2)
+
+
+def test_fold_cpus_share_the_cluster_in_whole_cpus(ray_local):
+    from hardmine.oof.runner import fold_cpus, fold_threads
+
+    # the fixture's cluster is one node with 2 CPUs
+    assert fold_cpus(None, 5) == 1.0  # never a fractional share unless asked
+    assert fold_cpus(None, 3) == 1.0
+    assert fold_cpus(None, 2) == 1.0
+    assert fold_cpus(None, 1) == 2.0
+    assert fold_cpus(0.75, 5) == 0.75  # an explicit value wins
+    assert [fold_threads(c) for c in (0.4, 1.0, 2.0, 5.3333)] == [1, 1, 2, 5]
