@@ -97,8 +97,9 @@ def test_sweep_2x2_interrupted_then_resumed(ray_local, run, tmp_path):
     logs = []
     first = run_sweep(cfg, store, pool, logs.append, callbacks=[InterruptAfter(2, str(tmp_path / "fired"))])
     done = {r["trial_id"]: r["started"] for r in first.to_pylist() if r["status"] == "done"}
-    assert len(done) == 2, first.to_pylist()
-    assert any("2 of 4 trials did not finish" in line for line in logs)
+    # the stop lands after the 2nd completion; a trial already running may still finish first
+    assert 2 <= len(done) < 4, first.to_pylist()
+    assert any(f"{4 - len(done)} of 4 trials did not finish" in line for line in logs), logs
     logs.clear()
     table = run_sweep(cfg, store, pool, logs.append)
     assert any("resuming" in line for line in logs)
