@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hardmine.config import ARMS, Config
+from hardmine.oof.settings import train_settings  # noqa: F401 - also imported from here by sweep
 
 #: rows of a training set: the originals (possibly relabelled) then the augmented variants.
 TRAINING = pa.schema(
@@ -472,35 +473,6 @@ def format_summary(summary: dict) -> str:
 
 
 # ============================================================================ Ray part
-
-
-def train_settings(cfg: Config, num_labels: int, *, threads: int, epochs: int | None = None) -> dict[str, Any]:
-    """The ``train_fold`` settings of the OOF models (same backbone, head, optimiser)."""
-    from hardmine.embed import resolve_model_path
-
-    o = cfg.oof
-    return {
-        "fold": 0,
-        "seed": cfg.seed,
-        "backbone": o.backbone,
-        "num_labels": num_labels,
-        "model_path": resolve_model_path(o.model) if o.backbone == "finetune" else None,
-        "encoder": o.model if o.backbone == "frozen" else None,
-        "head": o.head,
-        "head_hidden": o.head_hidden,
-        "max_length": o.max_length,
-        "batch_size": o.batch_size,
-        "head_batch_size": o.head_batch_size,
-        "lr": o.lr,
-        "head_lr": o.head_lr,
-        "epochs": epochs or o.epochs,
-        "warmup_ratio": o.warmup_ratio,
-        "weight_decay": o.weight_decay,
-        "mixed_precision": o.mixed_precision,
-        "threads": max(1, int(threads)),
-        "fault": None,
-        "fault_marker": None,
-    }
 
 
 def embed_cached(cfg: Config, store, texts: Sequence[str], log: Callable[[str], None] = print) -> np.ndarray:

@@ -82,10 +82,11 @@ def sequential(train, cfg, num_labels) -> float:
     """Plain loop in one process: embed (frozen) once, then K folds one after another."""
     import torch
 
-    from hardmine.embed import load_encoder, resolve_model_path
+    from hardmine.embed import load_encoder
     from hardmine.oof.folds import make_folds
     from hardmine.oof.loop import train_fold
     from hardmine.oof.runner import _fold_data
+    from hardmine.oof.settings import train_settings
 
     torch.set_num_threads(os.cpu_count() or 1)
     o = cfg.oof
@@ -94,17 +95,12 @@ def sequential(train, cfg, num_labels) -> float:
     fold = make_folds(y, o.folds, cfg.seed)
     x = load_encoder(o.model, max_length=o.max_length).encode(texts, o.embed_batch_size) if o.backbone == "frozen" else texts
     shared = {"x": x, "y": y, "test_x": None}
+    base = train_settings(cfg, num_labels, threads=os.cpu_count() or 1)  # the settings hardmine's folds use
     probs = np.zeros((len(y), num_labels), dtype=np.float32)
     for k in range(o.folds):
-        fcfg = {
-            "fold": k, "seed": cfg.seed, "backbone": o.backbone, "num_labels": num_labels,
-            "model_path": resolve_model_path(o.model) if o.backbone == "finetune" else None,
-            "encoder": o.model, "head": o.head, "head_hidden": o.head_hidden, "max_length": o.max_length,
-            "batch_size": o.batch_size, "head_batch_size": o.head_batch_size, "lr": o.lr, "head_lr": o.head_lr,
-            "epochs": o.epochs, "warmup_ratio": o.warmup_ratio, "weight_decay": o.weight_decay,
-            "mixed_precision": o.mixed_precision, "threads": os.cpu_count(), "fault": None, "fault_marker": None,
-            "data": _fold_data(shared, np.flatnonzero(fold != k), np.flatnonzero(fold == k)),
-        }
+        fcfg = dict(
+            base, fold=k, data=_fold_data(shared, np.flatnonzero(fold != k), np.flatnonzero(fold == k))
+        )
         probs[fold == k] = train_fold(fcfg, NoCheckpoints(), log=lambda s: None)["val_probs"]
     return float((probs.argmax(1) == y).mean())
 

@@ -19,9 +19,10 @@ import pyarrow as pa
 import ray
 
 from hardmine.config import Config
-from hardmine.embed import embeddings_table, resolve_model_path
+from hardmine.embed import embeddings_table
 from hardmine.oof.folds import make_folds
 from hardmine.oof.loop import MODEL_DIR, DirCheckpoints, TrainCheckpoints, read_checkpoint, train_fold
+from hardmine.oof.settings import train_settings
 from hardmine.schema import OOF
 from hardmine.store import RunStore
 
@@ -250,35 +251,16 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
     if o.backbone == "frozen":
         x = cached_embeddings(cfg, ids, texts, log)
         store.write_table("embeddings.parquet", embeddings_table(ids, x))
-        model_path = None
     else:
         x = texts
-        model_path = resolve_model_path(o.model)
     embed_s = time.time() - t0
 
     shared = {"x": x, "y": y, "test_x": None}
     shared_ref = ray.put(shared)
-    base = {
-        "seed": cfg.seed,
-        "backbone": o.backbone,
-        "num_labels": num_labels,
-        "model_path": model_path,
-        "encoder": o.model if o.backbone == "frozen" else None,
-        "head": o.head,
-        "head_hidden": o.head_hidden,
-        "max_length": o.max_length,
-        "batch_size": o.batch_size,
-        "head_batch_size": o.head_batch_size,
-        "lr": o.lr,
-        "head_lr": o.head_lr,
-        "epochs": o.epochs,
-        "warmup_ratio": o.warmup_ratio,
-        "weight_decay": o.weight_decay,
-        "mixed_precision": o.mixed_precision,
-        "threads": fold_threads(cpus),
-        "fault": o.fault_injection.model_dump() if o.fault_injection else None,
-        "fault_marker": None,
-    }
+    base = dict(
+        train_settings(cfg, num_labels, threads=fold_threads(cpus)),
+        fault=o.fault_injection.model_dump() if o.fault_injection else None,
+    )
     refs = []
     use_trainer = o.backbone == "finetune" or o.frozen_runner == "trainer"
     for k in range(o.folds):
