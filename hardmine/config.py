@@ -84,6 +84,15 @@ class OOFConfig(_Section):
         description="null = the largest whole-CPU share that runs as many folds at once as the cluster holds (torch threads = whole CPUs); fractions pack folds; set it on autoscaling clusters",
     )
     gpus_per_fold: float = Field(0.0, ge=0.0, description="fractions pack several folds on one GPU, e.g. 0.2 -> 5 folds per GPU")
+    max_concurrent: Optional[int] = Field(
+        None,
+        ge=1,
+        description="fold runs launched at once; null = as many as the cluster's nodes hold now (a run launched beyond that only waits, its Ray Train controller using CPU); set it to oof.folds on autoscaling clusters so the autoscaler sees every fold",
+    )
+    elastic_threads: bool = Field(
+        True,
+        description="CPU runs also use CPUs of their node that Ray has not reserved (e.g. the last fold training alone), giving them back when Ray schedules work there; false = torch threads fixed at the run's whole CPUs",
+    )
     max_failures: int = Field(2, ge=0, description="FailureConfig: restarts of a fold from its last checkpoint")
     embed_batch_size: int = Field(64, ge=1)
     embed_actors: Optional[int] = Field(

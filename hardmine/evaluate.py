@@ -21,6 +21,7 @@ nothing in the loop selects on it).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -597,50 +598,46 @@ def _retrain_loop(config: dict) -> None:
     import ray
 
     from hardmine.oof.loop import TrainCheckpoints, train_fold
+    from hardmine.oof.runner import ElasticThreads
 
     cfg = dict(config)
     shared = ray.get(cfg.pop("shared_ref"))
     cfg["data"] = assemble(shared, cfg.pop("run"))
-    train_fold(cfg, TrainCheckpoints(), log=lambda s: None)
+    train_fold(cfg, TrainCheckpoints(), log=lambda s: None, threads=ElasticThreads.from_config(cfg))
 
 
-def _remote_fns():
+def _fit_retrain_trainer(cfg: dict, storage_path: str, run_name: str, cpus: float, gpus: float, max_failures: int) -> tuple[np.ndarray, float]:
+    """One retrain as its own TorchTrainer run (called in a driver thread): (test probs, seconds)."""
+    from hardmine.oof.loop import read_checkpoint
+    from hardmine.oof.runner import fit_trainer
+
+    started = time.time()
+    result = fit_trainer(
+        _retrain_loop, cfg, storage_path=storage_path, run_name=run_name, cpus=cpus, gpus=gpus,
+        max_failures=max_failures, num_to_keep=1,
+    )
+    with result.checkpoint.as_directory() as d:
+        return np.asarray(read_checkpoint(d)["epoch_probs"][-1]), time.time() - started
+
+
+def _fit_task_fn():
     import ray
-
-    @ray.remote(num_cpus=0)
-    def fit_trainer(cfg: dict, storage_path: str, run_name: str, cpus: float, gpus: float, max_failures: int) -> np.ndarray:
-        from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
-
-        from hardmine.oof.loop import read_checkpoint
-
-        resources = {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
-        trainer = TorchTrainer(
-            _retrain_loop,
-            train_loop_config=cfg,
-            scaling_config=ScalingConfig(num_workers=1, use_gpu=gpus > 0, resources_per_worker=resources),
-            run_config=RunConfig(
-                name=run_name, storage_path=storage_path, failure_config=FailureConfig(max_failures=max_failures),
-                checkpoint_config=CheckpointConfig(num_to_keep=1),
-            ),
-        )
-        result = trainer.fit()
-        with result.checkpoint.as_directory() as d:
-            return np.asarray(read_checkpoint(d)["epoch_probs"][-1])
 
     @ray.remote
     def fit_task(cfg: dict, shared: dict, ckpt_uri: str) -> np.ndarray:
         import torch
 
         from hardmine.oof.loop import DirCheckpoints, train_fold
+        from hardmine.oof.runner import ElasticThreads
 
         torch.set_num_threads(max(1, int(cfg.get("threads") or 1)))
         cfg = dict(cfg)
         cfg.pop("shared_ref", None)
         cfg["data"] = assemble(shared, cfg.pop("run"))
-        return np.asarray(train_fold(cfg, DirCheckpoints(ckpt_uri), log=lambda s: None)["val_probs"])
+        ckpts = DirCheckpoints(ckpt_uri)
+        return np.asarray(train_fold(cfg, ckpts, log=lambda s: None, threads=ElasticThreads.from_config(cfg))["val_probs"])
 
-    return fit_trainer, fit_task
+    return fit_task
 
 
 def retrain_many(
@@ -657,12 +654,12 @@ def retrain_many(
     """Train one model per ``(arm, seed) -> training set`` concurrently; score each on ``test``.
 
     Frozen heads run as plain Ray tasks (or TorchTrainer runs with ``oof.frozen_runner: trainer``),
-    finetune models as TorchTrainer runs launched from ``num_cpus=0`` tasks, all with the OOF
-    folds' resources. Returns the runs table (:data:`RUNS`).
+    finetune models as TorchTrainer runs launched from driver threads (as many at once as the
+    cluster holds, or ``evaluate.max_concurrent``), all with the OOF folds' resources. Returns the runs table (:data:`RUNS`).
     """
     import ray
 
-    from hardmine.oof.runner import check_resources, fold_cpus, fold_threads
+    from hardmine.oof.runner import check_resources, concurrent_runs, fold_cpus, fold_threads, in_threads
     from hardmine.runtime import connect
 
     o, e = cfg.oof, cfg.evaluate
@@ -672,30 +669,41 @@ def retrain_many(
     keys = list(training_sets)
     features = build_features(cfg, store, dataset, test, augmented_texts([training_sets[k] for k in keys]), log)
     shared_ref = ray.put(features["shared"])
-    base = train_settings(cfg, num_labels, threads=fold_threads(cpus), epochs=e.epochs)
+    base = dict(train_settings(cfg, num_labels, threads=fold_threads(cpus), epochs=e.epochs), cpus=cpus, gpus=o.gpus_per_fold)
     use_trainer = o.backbone == "finetune" or o.frozen_runner == "trainer"
-    fit_trainer, fit_task = _remote_fns()
     limit = e.max_concurrent or len(keys)
-    pending: dict[Any, tuple] = {}
+
+    def run_config(key: tuple) -> tuple[str, dict]:
+        arm, seed = key
+        slug = f"{arm.replace('+', '-')}-seed{seed}"
+        return slug, dict(base, seed=int(seed), run=set_indices(training_sets[key], features), shared_ref=shared_ref)
+
     done: dict[tuple, tuple] = {}
-    queue = list(keys)
-    t_start: dict[tuple, float] = {}
-    while queue or pending:
-        while queue and len(pending) < limit:
-            arm, seed = key = queue.pop(0)
-            slug = f"{arm.replace('+', '-')}-seed{seed}"
-            rcfg = dict(base, seed=int(seed), run=set_indices(training_sets[key], features), shared_ref=shared_ref)
-            if use_trainer:
-                ref = fit_trainer.remote(rcfg, store.uri_of("_train"), f"eval-{fingerprint}-{slug}", cpus, o.gpus_per_fold, o.max_failures)
-            else:
+    if use_trainer:  # TorchTrainer runs from driver threads (see hardmine.oof.runner.fit_trainer)
+        calls = []
+        for key in keys:
+            slug, rcfg = run_config(key)
+            calls.append(functools.partial(
+                _fit_retrain_trainer, rcfg, store.uri_of("_train"), f"eval-{fingerprint}-{slug}", cpus, o.gpus_per_fold, o.max_failures
+            ))
+        done = dict(zip(keys, in_threads(calls, e.max_concurrent or concurrent_runs(cpus, o.gpus_per_fold))))
+    else:
+        fit_task = _fit_task_fn()
+        pending: dict[Any, tuple] = {}
+        queue = list(keys)
+        t_start: dict[tuple, float] = {}
+        while queue or pending:
+            while queue and len(pending) < limit:
+                key = queue.pop(0)
+                slug, rcfg = run_config(key)
                 ref = fit_task.options(num_cpus=cpus, num_gpus=o.gpus_per_fold or None, max_retries=o.max_failures).remote(
                     rcfg, shared_ref, store.uri_of(f"_checkpoints/eval-{fingerprint}/{slug}")
                 )
-            pending[ref] = key
-            t_start[key] = time.time()
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        key = pending.pop(ready[0])
-        done[key] = (ray.get(ready[0]), time.time() - t_start[key])
+                pending[ref] = key
+                t_start[key] = time.time()
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            key = pending.pop(ready[0])
+            done[key] = (ray.get(ready[0]), time.time() - t_start[key])
     y_test = features["shared"]["test_y"]
     rows = []
     for key in keys:

@@ -93,3 +93,104 @@ def test_fold_cpus_share_the_cluster_in_whole_cpus(ray_local):
     assert fold_cpus(None, 1) == 2.0
     assert fold_cpus(0.75, 5) == 0.75  # an explicit value wins
     assert [fold_threads(c) for c in (0.4, 1.0, 2.0, 5.3333)] == [1, 1, 2, 5]
+
+
+def test_concurrent_runs_counts_what_the_nodes_hold(ray_local):
+    from hardmine.oof.runner import concurrent_runs
+
+    assert concurrent_runs(1.0) == 2
+    assert concurrent_runs(0.4) == 5
+    assert concurrent_runs(2.0) == 1
+    assert concurrent_runs(3.0) == 1  # never 0: a run too big for the nodes is check_resources' error
+    assert concurrent_runs(1.0, gpus=0.5) == 1  # the fixture has no GPU
+
+
+def test_in_threads_keeps_order_respects_the_limit_and_fails_fast():
+    import threading
+    import time
+
+    from hardmine.oof.runner import in_threads
+
+    lock, running, peak = threading.Lock(), [0], [0]
+
+    def call(i, seconds):
+        def run():
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            time.sleep(seconds)
+            with lock:
+                running[0] -= 1
+            return i * 10
+
+        return run
+
+    assert in_threads([call(i, 0.05 * (5 - i)) for i in range(5)], limit=2) == [0, 10, 20, 30, 40]
+    assert peak[0] == 2
+
+    def boom():
+        raise ValueError("fold 1 failed")
+
+    t0 = time.time()
+    with pytest.raises(ValueError, match="fold 1 failed"):
+        in_threads([call(0, 30.0), boom])  # raised at once, not after the 30 s run
+    assert time.time() - t0 < 10
+
+
+def test_elastic_threads_borrow_only_cpus_nobody_holds(ray_local):
+    import time
+
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def threads_seen(want: int) -> int:
+        from hardmine.oof.runner import ElasticThreads
+
+        et = ElasticThreads(1.0, every_s=0.0)
+        deadline = time.time() + 20  # the scheduler's view reaches the GCS within a second or so
+        while et() != want and time.time() < deadline:
+            time.sleep(0.2)
+        return et()
+
+    # alone on the 2-CPU node: its own CPU plus the idle one
+    assert ray.get(threads_seen.remote(2)) == 2
+
+    @ray.remote(num_cpus=1)
+    class Holder:
+        def ready(self):
+            return True
+
+    holder = Holder.remote()
+    ray.get(holder.ready.remote())
+    try:  # the other CPU is reserved: back to its own
+        assert ray.get(threads_seen.remote(1)) == 1
+    finally:
+        ray.kill(holder)
+
+
+def test_elastic_threads_off_by_config_or_on_gpu():
+    from hardmine.oof.runner import ElasticThreads
+
+    assert ElasticThreads.from_config({"elastic_threads": False, "threads": 1, "cpus": 1.0}) is None
+    assert ElasticThreads.from_config({"elastic_threads": True, "threads": 1, "cpus": 1.0, "gpus": 0.5}) is None
+
+
+def test_final_checkpoint_has_no_optimiser_state_and_resumes_to_the_same_result(tmp_path):
+    import torch
+
+    from hardmine.oof.loop import STATE, DirCheckpoints, train_fold
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 8)).astype(np.float32), np.arange(40) % 3
+    cfg = {
+        "fold": 0, "seed": 0, "backbone": "frozen", "num_labels": 3, "head": "linear", "head_hidden": 16,
+        "max_length": 16, "batch_size": 8, "head_batch_size": 8, "lr": 1e-3, "head_lr": 1e-2, "epochs": 2,
+        "warmup_ratio": 0.0, "weight_decay": 0.0, "mixed_precision": "no", "threads": 1,
+        "data": {"train_x": x[:30], "train_y": y[:30], "val_x": x[30:], "val_y": y[30:], "test_x": None},
+    }
+    first = train_fold(cfg, DirCheckpoints(str(tmp_path / "ck")), log=lambda s: None)
+    state = torch.load(tmp_path / "ck" / "epoch-0001" / STATE, weights_only=False)
+    assert "optim" not in state and "model" in state
+    assert "optim" in torch.load(tmp_path / "ck" / "epoch-0000" / STATE, weights_only=False)
+    again = train_fold(cfg, DirCheckpoints(str(tmp_path / "ck")), log=lambda s: None)  # resumes from the final one
+    np.testing.assert_array_equal(again["val_probs"], first["val_probs"])

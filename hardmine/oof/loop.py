@@ -121,8 +121,20 @@ class _Backbone:
             )
 
 
-def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print) -> dict[str, Any]:
+def _set_threads(threads: Callable[[], int] | None) -> None:
+    if threads is not None:
+        n = max(1, int(threads()))
+        if n != torch.get_num_threads():
+            torch.set_num_threads(n)
+
+
+def train_fold(
+    cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print, threads: Callable[[], int] | None = None
+) -> dict[str, Any]:
     """Train one fold; return held-out probs per epoch, final probs, test probs and timings.
+
+    ``threads``, when given, is asked before every step how many torch threads to use (see
+    :class:`hardmine.oof.runner.ElasticThreads`); otherwise ``cfg["threads"]`` holds throughout.
 
     ``cfg`` holds: fold, seed, backbone, num_labels, model_path / head settings, max_length,
     batch_size, head_batch_size, lr, head_lr, epochs, warmup_ratio, weight_decay,
@@ -141,6 +153,7 @@ def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print
     epochs = cfg["epochs"]
 
     bb = _Backbone(cfg, device)
+    loaded = time.time()
     decay, no_decay = [], []
     for n, p in bb.model.named_parameters():
         (no_decay if p.ndim < 2 or "norm" in n.lower() else decay).append(p)
@@ -161,8 +174,9 @@ def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print
     if latest:
         state = torch.load(os.path.join(latest, STATE), map_location=device, weights_only=False)
         bb.model.load_state_dict(state["model"])
-        optim.load_state_dict(state["optim"])
-        sched.load_state_dict(state["sched"])
+        if "optim" in state:  # the final epoch's checkpoint has no optimiser state: nothing follows it
+            optim.load_state_dict(state["optim"])
+            sched.load_state_dict(state["sched"])
         start_epoch = state["epoch"] + 1
         epoch_probs = list(np.load(os.path.join(latest, ARRAYS))["epoch_probs"])
         first_started = state.get("started", started)
@@ -178,6 +192,7 @@ def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print
         total_loss = 0.0
         for step in range(steps_per_epoch):
             _maybe_crash(cfg, epoch, step, steps_per_epoch)
+            _set_threads(threads)
             idx = perm[step * bb.batch_size() : (step + 1) * bb.batch_size()]
             xb = [train_x[i] for i in idx] if cfg["backbone"] == "finetune" else np.asarray(train_x)[idx]
             yb = torch.as_tensor(train_y[idx], device=device)
@@ -191,6 +206,7 @@ def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print
             scaler.update()
             sched.step()
             total_loss += float(loss.detach())
+        _set_threads(threads)
         probs = bb.predict(val_x, amp)
         epoch_probs.append(probs)
         last = epoch == epochs - 1
@@ -200,8 +216,9 @@ def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print
             torch.save(
                 {
                     "model": bb.model.state_dict(),
-                    "optim": optim.state_dict(),
-                    "sched": sched.state_dict(),
+                    # AdamW's moments are twice the model's size; the last epoch's checkpoint only serves
+                    # to return its arrays and model, so it is written without them
+                    **({} if last else {"optim": optim.state_dict(), "sched": sched.state_dict()}),
                     "epoch": epoch,
                     "started": first_started,
                     "resumed_after_epochs": resumed,
@@ -216,7 +233,7 @@ def train_fold(cfg: dict, ckpts: Checkpoints, log: Callable[[str], None] = print
                 bb.save_model(os.path.join(tmp, MODEL_DIR))
             np.savez(os.path.join(tmp, ARRAYS), **arrays)
             with open(os.path.join(tmp, META), "w") as f:
-                json.dump({**metrics, "started": first_started, "finished": time.time(), "resumed_after_epochs": resumed}, f)
+                json.dump({**metrics, "started": first_started, "loaded": loaded, "finished": time.time(), "resumed_after_epochs": resumed}, f)
             ckpts.save(tmp, metrics)
         log(f"fold {cfg['fold']} epoch {epoch}: loss {metrics['loss']:.4f} held-out acc {val_acc:.4f}")
     return {"metrics": metrics, "val_probs": epoch_probs[-1], "started": first_started, "finished": time.time()}

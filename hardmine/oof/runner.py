@@ -9,6 +9,7 @@ the same resume-after-crash behaviour with less overhead), or as TorchTrainer ru
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -135,7 +136,7 @@ def _trainer_loop(config: dict) -> None:
     cfg = dict(config)
     shared = ray.get(cfg.pop("shared_ref"))
     cfg["data"] = _fold_data(shared, cfg.pop("train_idx"), cfg.pop("val_idx"))
-    train_fold(cfg, TrainCheckpoints())
+    train_fold(cfg, TrainCheckpoints(), threads=ElasticThreads.from_config(cfg))
 
 
 def _copy_model(src_dir: str, store_uri: str, dest: str) -> None:
@@ -149,9 +150,12 @@ def _copy_model(src_dir: str, store_uri: str, dest: str) -> None:
     pafs.copy_files(src_dir, store.path(dest), source_filesystem=pafs.LocalFileSystem(), destination_filesystem=store.fs)
 
 
-@ray.remote(num_cpus=0)
-def _fit_fold_trainer(cfg: dict, storage_path: str, run_name: str, cpus: float, gpus: float, max_failures: int, store_uri: str) -> dict:
-    """Run one fold as its own TorchTrainer and return its held-out arrays."""
+def fit_trainer(loop, loop_config: dict, *, storage_path: str, run_name: str, cpus: float, gpus: float, max_failures: int, num_to_keep: int = 2):
+    """One single-worker ``TorchTrainer`` run (blocks until it ends); returns its ``Result``.
+
+    Call it from threads of the driver to run several at once: ``fit()`` only waits on the run's
+    controller actor, so a thread costs nothing, where a ``num_cpus=0`` task per run costs one
+    more worker process importing torch and Ray Train (about 5 CPU-seconds each, measured)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -159,20 +163,64 @@ def _fit_fold_trainer(cfg: dict, storage_path: str, run_name: str, cpus: float, 
     if gpus:
         resources["GPU"] = gpus
     trainer = TorchTrainer(
-        _trainer_loop,
-        train_loop_config=cfg,
+        loop,
+        train_loop_config=loop_config,
         scaling_config=ScalingConfig(num_workers=1, use_gpu=gpus > 0, resources_per_worker=resources),
         run_config=RunConfig(
             name=run_name,
             storage_path=storage_path,
             failure_config=FailureConfig(max_failures=max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            checkpoint_config=CheckpointConfig(num_to_keep=num_to_keep),
         ),
     )
-    result = trainer.fit()
+    return trainer.fit()
+
+
+def in_threads(calls: list, limit: int | None = None) -> list:
+    """Run the zero-argument ``calls`` in daemon threads, at most ``limit`` at a time (the next
+    starts when one ends); their results in order.
+
+    Fails fast: the first exception is raised as soon as it happens (the other runs are left
+    to Ray, exactly as with abandoned task refs; daemon threads never hold the process open)."""
+    import queue
+    import threading
+
+    done: queue.Queue = queue.Queue()
+
+    def run(i, call):
+        try:
+            done.put((i, call(), None))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            done.put((i, None, e))
+
+    def start(i):
+        threading.Thread(target=run, args=(i, calls[i]), name=f"hardmine-run-{i}", daemon=True).start()
+
+    limit = max(1, limit or len(calls))
+    for i in range(min(limit, len(calls))):
+        start(i)
+    results: list = [None] * len(calls)
+    for n in range(len(calls)):
+        i, value, error = done.get()
+        if error is not None:
+            raise error
+        results[i] = value
+        if n + limit < len(calls):
+            start(n + limit)
+    return results
+
+
+def _fit_fold_trainer(cfg: dict, storage_path: str, run_name: str, cpus: float, gpus: float, max_failures: int, store_uri: str) -> dict:
+    """Run one fold as its own TorchTrainer and return its held-out arrays (called in a driver thread)."""
+    launched = time.time()
+    result = fit_trainer(
+        _trainer_loop, cfg, storage_path=storage_path, run_name=run_name, cpus=cpus, gpus=gpus, max_failures=max_failures
+    )
+    fitted = time.time()
     with result.checkpoint.as_directory() as d:
         out = read_checkpoint(d)
         _copy_model(os.path.join(d, MODEL_DIR), store_uri, f"models/fold-{cfg['fold']}")
+    out["meta"]["spans"] = {"launched": launched, "fit_returned": fitted, "returned": time.time()}
     return out
 
 
@@ -186,7 +234,7 @@ def _fit_fold_task(cfg: dict, shared: dict, ckpt_uri: str, store_uri: str) -> di
     cfg.pop("shared_ref", None)
     cfg["data"] = _fold_data(shared, cfg.pop("train_idx"), cfg.pop("val_idx"))
     ckpts = DirCheckpoints(ckpt_uri)
-    train_fold(cfg, ckpts)
+    train_fold(cfg, ckpts, threads=ElasticThreads.from_config(cfg))
     latest = ckpts.latest()
     out = read_checkpoint(latest)
     _copy_model(os.path.join(latest, MODEL_DIR), store_uri, f"models/fold-{cfg['fold']}")
@@ -216,9 +264,73 @@ def fold_cpus(requested: float | None, runs: int) -> float:
     return math.floor(best * 1e4) / 1e4
 
 
+def concurrent_runs(cpus: float, gpus: float = 0.0) -> int:
+    """How many runs holding ``cpus`` CPUs (and ``gpus`` GPUs) the cluster's nodes hold at once (at least 1)."""
+    total = 0
+    for n in ray.nodes():
+        if not n.get("Alive"):
+            continue
+        res = n["Resources"]
+        fit = math.floor(res.get("CPU", 0) / cpus + 1e-9) if cpus > 0 else math.inf
+        if gpus > 0:
+            fit = min(fit, math.floor(res.get("GPU", 0) / gpus + 1e-9))
+        total += 0 if fit == math.inf else fit
+    return max(1, total)
+
+
 def fold_threads(cpus: float) -> int:
     """Torch intra-op threads for a run holding ``cpus`` CPUs: its whole CPUs, at least one."""
     return max(1, int(cpus))
+
+
+class ElasticThreads:
+    """Torch threads for a run that holds ``cpus`` CPUs and may borrow its node's idle ones.
+
+    Ray reserves CPUs, it does not pin them: when fewer runs than CPUs are left (the last of 5
+    folds on 2 CPUs trains alone), the CPUs nobody holds would idle. Every ``every_s`` seconds
+    the run reads its node's free CPUs from Ray's scheduler and uses its own whole CPUs plus
+    its share of the free ones (in proportion to what it holds among the node's held CPUs),
+    never more than the node has. A run that Ray schedules onto them takes them back at the
+    next check. ``oof.elastic_threads: false`` keeps the threads at the run's own CPUs.
+    """
+
+    def __init__(self, cpus: float, every_s: float = 2.0):
+        self.own = float(cpus)
+        self.base = fold_threads(cpus)
+        self.every_s = every_s
+        self.node = ray.get_runtime_context().get_node_id()
+        self.n = self.base
+        self._checked = float("-inf")
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "ElasticThreads | None":
+        """For a ``train_fold`` config: None when elastic threads are off or the run has a GPU."""
+        if not cfg.get("elastic_threads") or cfg.get("gpus"):
+            return None
+        return cls(cfg.get("cpus") or cfg["threads"])
+
+    def free_cpus(self) -> tuple[float, float]:
+        """(total, unreserved) CPUs of this run's node, as Ray's scheduler sees them now."""
+        # DeveloperAPI (Ray 2.60 has no public per-node view; ray.available_resources() sums the cluster)
+        from ray._private.state import available_resources_per_node, total_resources_per_node
+
+        total = total_resources_per_node().get(self.node, {}).get("CPU", 0.0)
+        free = available_resources_per_node().get(self.node, {}).get("CPU", 0.0)
+        return float(total), float(free)
+
+    def __call__(self) -> int:
+        now = time.monotonic()
+        if now - self._checked < self.every_s:
+            return self.n
+        self._checked = now
+        try:
+            total, free = self.free_cpus()
+        except Exception:  # noqa: BLE001 - the scheduler's view is an optimisation; keep the base
+            return self.n
+        held = max(total - free, self.own)
+        extra = math.floor(free * self.own / held + 1e-9) if free >= 1 else 0
+        self.n = int(max(self.base, min(total, self.base + extra)))
+        return self.n
 
 
 def check_resources(cpus: float, gpus: float) -> None:
@@ -241,7 +353,8 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
     o = cfg.oof
     cpus = fold_cpus(o.cpus_per_fold, o.folds)
     check_resources(cpus, o.gpus_per_fold)
-    log(f"{o.folds} folds with {cpus:g} CPU(s){f' and {o.gpus_per_fold:g} GPU(s)' if o.gpus_per_fold else ''} each")
+    at_once = min(o.folds, o.max_concurrent or concurrent_runs(cpus, o.gpus_per_fold))
+    log(f"{o.folds} folds with {cpus:g} CPU(s){f' and {o.gpus_per_fold:g} GPU(s)' if o.gpus_per_fold else ''} each, {at_once} at a time")
     ids = train.column("id").to_pylist()
     texts = train.column("text").to_pylist()
     y = train.column("label").to_numpy().astype(np.int64)
@@ -259,9 +372,11 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
     shared_ref = ray.put(shared)
     base = dict(
         train_settings(cfg, num_labels, threads=fold_threads(cpus)),
+        cpus=cpus,
+        gpus=o.gpus_per_fold,
         fault=o.fault_injection.model_dump() if o.fault_injection else None,
     )
-    refs = []
+    refs, calls = [], []
     use_trainer = o.backbone == "finetune" or o.frozen_runner == "trainer"
     for k in range(o.folds):
         fcfg = dict(
@@ -273,9 +388,10 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
             shared_ref=shared_ref,
         )
         if use_trainer:
-            refs.append(
-                _fit_fold_trainer.remote(
-                    fcfg, store.uri_of("_train"), f"oof-{fingerprint}-fold-{k}", cpus, o.gpus_per_fold, o.max_failures, store.uri
+            calls.append(
+                functools.partial(
+                    _fit_fold_trainer,
+                    fcfg, store.uri_of("_train"), f"oof-{fingerprint}-fold-{k}", cpus, o.gpus_per_fold, o.max_failures, store.uri,
                 )
             )
         else:
@@ -284,7 +400,7 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
                     num_cpus=cpus, num_gpus=o.gpus_per_fold or None, max_retries=o.max_failures
                 ).remote(fcfg, shared_ref, store.uri_of(f"_checkpoints/oof-{fingerprint}/fold-{k}"), store.uri)
             )
-    results = ray.get(refs)
+    results = in_threads(calls, at_once) if use_trainer else ray.get(refs)
     train_s = time.time() - t0 - embed_s
 
     n, K = len(ids), num_labels
@@ -307,6 +423,9 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
                 "accuracy": acc,
                 "started": r["meta"]["started"],
                 "finished": r["meta"]["finished"],
+                # Ray's share of the fold's time: launch -> model loaded, checkpoint -> result back
+                **{k: v for k, v in r["meta"].get("spans", {}).items()},
+                "loaded": r["meta"].get("loaded"),
                 "resumed_after_epochs": resumed,
             }
         )

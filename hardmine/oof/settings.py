@@ -33,6 +33,7 @@ def train_settings(cfg: Config, num_labels: int, *, threads: int, epochs: int | 
         "weight_decay": o.weight_decay,
         "mixed_precision": o.mixed_precision,
         "threads": max(1, int(threads)),
+        "elastic_threads": o.elastic_threads,
         "fault": None,
         "fault_marker": None,
     }
