@@ -1,11 +1,13 @@
 """Ray edge of the OOF stage: embeddings with Ray Data, K concurrent fold trainings.
 
 Each ``finetune`` fold is its own ``TorchTrainer`` run (checkpoint every epoch,
-``FailureConfig`` restarts), and all K are launched at once from ``num_cpus=0`` tasks — the
-Ray 2.60 idiom for independent trainings. ``frozen`` folds train a small head on embeddings
+``FailureConfig`` restarts). The runs' ``fit()`` calls are made from driver threads, as many
+at once as the cluster's nodes hold (``oof.max_concurrent``; Ray 2.60 runs independent
+trainings as concurrent ``fit()`` calls). ``frozen`` folds train a small head on embeddings
 computed once; by default in a plain Ray task (``max_retries`` + run-store checkpoints give
 the same resume-after-crash behaviour with less overhead), or as TorchTrainer runs with
-``oof.frozen_runner: trainer``.
+``oof.frozen_runner: trainer``. On CPU, a run's torch threads grow onto node CPUs that no Ray
+work holds (:class:`ElasticThreads`).
 """
 from __future__ import annotations
 
