@@ -671,39 +671,27 @@ def retrain_many(
     shared_ref = ray.put(features["shared"])
     base = dict(train_settings(cfg, num_labels, threads=fold_threads(cpus), epochs=e.epochs), cpus=cpus, gpus=o.gpus_per_fold)
     use_trainer = o.backbone == "finetune" or o.frozen_runner == "trainer"
-    limit = e.max_concurrent or len(keys)
 
     def run_config(key: tuple) -> tuple[str, dict]:
         arm, seed = key
         slug = f"{arm.replace('+', '-')}-seed{seed}"
         return slug, dict(base, seed=int(seed), run=set_indices(training_sets[key], features), shared_ref=shared_ref)
 
-    done: dict[tuple, tuple] = {}
     if use_trainer:  # TorchTrainer runs from driver threads (see hardmine.oof.runner.fit_trainer)
-        calls = []
-        for key in keys:
-            slug, rcfg = run_config(key)
-            calls.append(functools.partial(
-                _fit_retrain_trainer, rcfg, store.uri_of("_train"), f"eval-{fingerprint}-{slug}", cpus, o.gpus_per_fold, o.max_failures
-            ))
-        done = dict(zip(keys, in_threads(calls, e.max_concurrent or concurrent_runs(cpus, o.gpus_per_fold))))
+        def fit(slug: str, rcfg: dict) -> tuple[np.ndarray, float]:
+            return _fit_retrain_trainer(rcfg, store.uri_of("_train"), f"eval-{fingerprint}-{slug}", cpus, o.gpus_per_fold, o.max_failures)
+
+        limit = e.max_concurrent or concurrent_runs(cpus, o.gpus_per_fold)
     else:
-        fit_task = _fit_task_fn()
-        pending: dict[Any, tuple] = {}
-        queue = list(keys)
-        t_start: dict[tuple, float] = {}
-        while queue or pending:
-            while queue and len(pending) < limit:
-                key = queue.pop(0)
-                slug, rcfg = run_config(key)
-                ref = fit_task.options(num_cpus=cpus, num_gpus=o.gpus_per_fold or None, max_retries=o.max_failures).remote(
-                    rcfg, shared_ref, store.uri_of(f"_checkpoints/eval-{fingerprint}/{slug}")
-                )
-                pending[ref] = key
-                t_start[key] = time.time()
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            key = pending.pop(ready[0])
-            done[key] = (ray.get(ready[0]), time.time() - t_start[key])
+        fit_task = _fit_task_fn().options(num_cpus=cpus, num_gpus=o.gpus_per_fold or None, max_retries=o.max_failures)
+
+        def fit(slug: str, rcfg: dict) -> tuple[np.ndarray, float]:
+            started = time.time()
+            probs = ray.get(fit_task.remote(rcfg, shared_ref, store.uri_of(f"_checkpoints/eval-{fingerprint}/{slug}")))
+            return probs, time.time() - started
+
+        limit = e.max_concurrent or len(keys)  # Ray's scheduler queues the tasks beyond what fits
+    done = dict(zip(keys, in_threads([functools.partial(fit, *run_config(key)) for key in keys], limit)))
     y_test = features["shared"]["test_y"]
     rows = []
     for key in keys:

@@ -378,8 +378,15 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
         gpus=o.gpus_per_fold,
         fault=o.fault_injection.model_dump() if o.fault_injection else None,
     )
-    refs, calls = [], []
     use_trainer = o.backbone == "finetune" or o.frozen_runner == "trainer"
+    fit_task = _fit_fold_task.options(num_cpus=cpus, num_gpus=o.gpus_per_fold or None, max_retries=o.max_failures)
+
+    def fit(k: int, fcfg: dict) -> dict:
+        if use_trainer:  # its own TorchTrainer run, fit() called in this driver thread
+            return _fit_fold_trainer(fcfg, store.uri_of("_train"), f"oof-{fingerprint}-fold-{k}", cpus, o.gpus_per_fold, o.max_failures, store.uri)
+        return ray.get(fit_task.remote(fcfg, shared_ref, store.uri_of(f"_checkpoints/oof-{fingerprint}/fold-{k}"), store.uri))
+
+    calls = []
     for k in range(o.folds):
         fcfg = dict(
             base,
@@ -389,20 +396,8 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
             fault_marker=os.path.join(store.path("_faults"), f"fold-{k}") if o.fault_injection else None,
             shared_ref=shared_ref,
         )
-        if use_trainer:
-            calls.append(
-                functools.partial(
-                    _fit_fold_trainer,
-                    fcfg, store.uri_of("_train"), f"oof-{fingerprint}-fold-{k}", cpus, o.gpus_per_fold, o.max_failures, store.uri,
-                )
-            )
-        else:
-            refs.append(
-                _fit_fold_task.options(
-                    num_cpus=cpus, num_gpus=o.gpus_per_fold or None, max_retries=o.max_failures
-                ).remote(fcfg, shared_ref, store.uri_of(f"_checkpoints/oof-{fingerprint}/fold-{k}"), store.uri)
-            )
-    results = in_threads(calls, at_once) if use_trainer else ray.get(refs)
+        calls.append(functools.partial(fit, k, fcfg))
+    results = in_threads(calls, at_once)
     train_s = time.time() - t0 - embed_s
 
     n, K = len(ids), num_labels
@@ -426,7 +421,7 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
                 "started": r["meta"]["started"],
                 "finished": r["meta"]["finished"],
                 # Ray's share of the fold's time: launch -> model loaded, checkpoint -> result back
-                **{k: v for k, v in r["meta"].get("spans", {}).items()},
+                **r["meta"].get("spans", {}),
                 "loaded": r["meta"].get("loaded"),
                 "resumed_after_epochs": resumed,
             }
