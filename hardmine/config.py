@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -63,19 +63,62 @@ class FaultInjection(_Section):
     epoch: int = Field(1, ge=0)
 
 
+BACKBONES = ("tfidf", "frozen", "finetune", "external")
+Backbone = Literal["tfidf", "frozen", "finetune", "external"]
+
+
+class TfidfConfig(_Section):
+    """The ``tfidf`` backbone: scikit-learn TfidfVectorizer + a linear classifier with real probabilities."""
+
+    analyzer: Literal["auto", "word", "char_wb", "char"] = Field(
+        "auto", description="auto: word n-grams for space-delimited Latin/Cyrillic text, character n-grams inside words (char_wb) for Hangul, CJK and other scripts"
+    )
+    ngram_range: Optional[tuple[int, int]] = Field(None, description="null: (1, 2) for word, (1, 3) for char analyzers")
+    min_df: int = Field(2, ge=1, description="ignore terms in fewer documents of a fold's training rows")
+    max_df: float = Field(1.0, gt=0.0, le=1.0)
+    max_features: Optional[int] = Field(None, ge=1, description="keep the most frequent terms (null: all)")
+    sublinear_tf: bool = True
+    lowercase: bool = True
+    classifier: Literal["logreg", "sgd"] = Field("logreg", description="logreg: LogisticRegression (lbfgs, to convergence); sgd: SGDClassifier(loss='log_loss') for very large sets")
+    C: float = Field(10.0, gt=0.0, description="inverse L2 strength of the logistic regression (sgd: alpha = 1 / (C * rows))")
+    max_iter: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.ngram_range is not None and not 1 <= self.ngram_range[0] <= self.ngram_range[1]:
+            raise ValueError(f"oof.tfidf.ngram_range must be (low, high) with 1 <= low <= high, got {list(self.ngram_range)}")
+        return self
+
+    def resolved_ngram_range(self, analyzer: str) -> tuple[int, int]:
+        return tuple(self.ngram_range) if self.ngram_range else ((1, 2) if analyzer == "word" else (1, 3))
+
+
 class OOFConfig(_Section):
     folds: int = Field(5, ge=2, description="K cross-validation folds (2 <= K <= smallest class size)")
-    backbone: Literal["frozen", "finetune"] = "frozen"
+    backbones: list[Backbone] = Field(
+        default_factory=lambda: ["tfidf", "frozen"], min_length=1,
+        description="ensemble members, each trained on the same K folds: tfidf, frozen, finetune, external (`oof.backbone: X` is short for [X])",
+    )
+    combine: Literal["logloss", "equal"] = Field("logloss", description="how members' probabilities are averaged: weights minimising out-of-fold log-loss, or equal weights")
+    calibration: Literal["none", "temperature"] = Field("none", description="temperature scaling of the combined probabilities, cross-fitted over folds (no row is calibrated by a temperature fitted on it)")
+    probs_path: Optional[str] = Field(None, description="backbone external: Parquet/CSV with id + one column per class name, or a .npy aligned with the data")
     model: str = Field("packaged:minilm", description="packaged:minilm, packaged:use-multilingual (frozen only), a hub name or a local path")
-    max_length: int = Field(64, ge=8, le=4096)
+    max_length: Union[int, Literal["auto"]] = Field(
+        "auto", description="tokens per text; auto: the 95th percentile of the data's token lengths, capped at the model's limit (frozen: longer texts are embedded in chunks and mean-pooled; finetune: truncated)"
+    )
+    tfidf: TfidfConfig = TfidfConfig()
     batch_size: int = Field(32, ge=1)
     lr: float = Field(5e-5, gt=0.0, description="learning rate (finetune); the frozen head uses head_lr")
-    head_lr: float = Field(1e-2, gt=0.0)
-    epochs: int = Field(3, ge=1)
+    head_lr: float = Field(1e-2, gt=0.0, description="linear/mlp heads only")
+    epochs: int = Field(3, ge=1, description="finetune and linear/mlp heads: epochs; logreg head and tfidf: snapshots of the solver's trajectory recorded as training dynamics")
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.01, ge=0.0)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
-    head: Literal["linear", "mlp"] = "linear"
+    head: Literal["logreg", "linear", "mlp"] = Field(
+        "logreg", description="frozen head: logreg = multinomial LogisticRegression fitted to convergence (lbfgs); linear/mlp = torch heads trained for oof.epochs"
+    )
+    head_C: float = Field(10.0, gt=0.0, description="inverse L2 strength of the logreg head")
+    head_max_iter: int = Field(1000, ge=1)
     head_hidden: int = Field(256, ge=1)
     head_batch_size: int = Field(32, ge=1)
     cpus_per_fold: Optional[float] = Field(
@@ -101,13 +144,42 @@ class OOFConfig(_Section):
     frozen_runner: Literal["task", "trainer"] = Field("task", description="frozen heads: plain Ray task (less overhead) or TorchTrainer")
     fault_injection: Optional[FaultInjection] = Field(None, description="test only")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any):
+        """``backbone: X`` is short for ``backbones: [X]``."""
+        if isinstance(data, dict) and "backbone" in data:
+            data = dict(data)
+            one = data.pop("backbone")
+            if "backbones" in data:
+                raise ValueError("set oof.backbones (a list) or oof.backbone (one name), not both")
+            data["backbones"] = one if isinstance(one, list) else [one]
+        return data
+
     @model_validator(mode="after")
     def _check(self):
-        if self.model == "packaged:use-multilingual" and self.backbone != "frozen":
-            raise ValueError("oof.model packaged:use-multilingual works with oof.backbone: frozen only")
+        dup = sorted({b for b in self.backbones if self.backbones.count(b) > 1})
+        if dup:
+            raise ValueError(f"oof.backbones lists {dup} more than once: each member appears once")
+        if self.model == "packaged:use-multilingual" and "finetune" in self.backbones:
+            raise ValueError("oof.model packaged:use-multilingual works with the frozen backbone only (not finetune): use frozen only, or another oof.model for finetune")
+        if "external" in self.backbones and not self.probs_path:
+            raise ValueError("oof.backbones has external: set oof.probs_path to your out-of-fold probabilities (Parquet/CSV with id + one column per class, or .npy)")
+        if self.probs_path and "external" not in self.backbones:
+            raise ValueError("oof.probs_path is set but oof.backbones has no external member: add external to oof.backbones, or remove probs_path")
         if self.gpus_per_fold > 1 and self.gpus_per_fold != int(self.gpus_per_fold):
             raise ValueError("oof.gpus_per_fold above 1 must be a whole number of GPUs")
         return self
+
+    @property
+    def trainable(self) -> list[str]:
+        """Members that train fold models (every member but external)."""
+        return [b for b in self.backbones if b != "external"]
+
+    @property
+    def backbone(self) -> str:
+        """The first trainable member (tfidf for an external-only ensemble)."""
+        return (self.trainable or ["tfidf"])[0]
 
 
 class ScoreConfig(_Section):
@@ -115,7 +187,12 @@ class ScoreConfig(_Section):
         "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
         "low_normalized_margin", "low_self_confidence",
     ] = Field("prune_by_noise_rate", description="cleanlab find_label_issues filter_by (default as cleanlab)")
-    rank_by: Literal["self_confidence", "normalized_margin"] = "self_confidence"
+    # default: keep equal to hardmine.scoring.DEFAULT_RANK_BY, the one place to change it (a test checks)
+    rank_by: Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"] = Field(
+        "self_confidence",
+        description="cleanlab label-quality method (cleanlab.rank.get_label_quality_scores): fills label_quality, "
+        "orders issue_rank and the `review export --budget` queue",
+    )
     low_memory_threshold: int = Field(500_000, ge=1, description="rows above which cleanlab's batched low-memory path is used")
     top_pairs: int = Field(10, ge=0, description="confusion pairs shown in the hard-case analysis")
     top_tokens: int = Field(10, ge=0, description="distinctive character n-grams per class")
@@ -133,9 +210,9 @@ class SelectConfig(_Section):
 
 
 class AugmentConfig(_Section):
-    generators: list[dict[str, Any]] = Field(
-        default_factory=lambda: [{"type": "offline-bt"}, {"type": "eda"}],
-        description="generator specs: {type: vllm|hf|offline-bt|eda, weight, ...} (see README)",
+    generators: Union[Literal["auto"], list[dict[str, Any]]] = Field(
+        "auto",
+        description="auto: chosen for the detected language (en: offline-bt + eda; pt: offline-bt with source_lang pt + eda; any other language: eda), or a list of generator specs: {type: vllm|hf|offline-bt|eda, weight, ...} (see README)",
     )
     filters: dict[str, Any] = Field(
         default_factory=lambda: {"length": {"min_chars": 3}, "identical": True, "script": True, "similarity": True,
@@ -147,7 +224,10 @@ class AugmentConfig(_Section):
     aug_ratio: Optional[float] = Field(0.2, ge=0.0, description="variants to generate, as a share of the training size")
     per_sample: Optional[int] = Field(None, ge=1, description="variants per source instead of aug_ratio")
     max_per_sample: Optional[int] = Field(None, ge=1)
-    language: str = Field("auto", description="auto (from the script of the sources), en, ko, ...")
+    language: str = Field(
+        "auto",
+        description="auto: detected from the script of the texts (the augment sources, or the training set when fewer than 32 are selected): ko, ja, zh, en, pt, ..., latin (Latin script, not English/Portuguese), mul (mixed); or set it: en, ko, ...",
+    )
     batch_size: int = Field(64, ge=1)
     random_control: bool = Field(True, description="also augment randomly chosen training rows (the evaluate stage's random arm)")
 
@@ -158,7 +238,13 @@ class AugmentConfig(_Section):
 
         if (self.aug_ratio is None) == (self.per_sample is None):
             raise ValueError("set exactly one of augment.aug_ratio and augment.per_sample (the other: null)")
-        check_generators([dict(g) for g in self.generators])
+        if self.generators != "auto":
+            from hardmine.augment.language import check_language_support
+
+            gens = [dict(g) for g in self.generators]
+            check_generators(gens)
+            if self.language.strip().lower() != "auto":  # a refusal known from the config alone
+                check_language_support(gens, self.language)
         normalize_filter_config(self.filters)
         return self
 
@@ -176,6 +262,9 @@ ARMS = ("baseline", "clean", "targeted", "clean+targeted", "random")
 
 
 class EvaluateConfig(_Section):
+    backbone: Optional[Literal["tfidf", "frozen", "finetune"]] = Field(
+        None, description="the model the arms and sweep trials retrain; null = the first trainable member of oof.backbones, with its settings"
+    )
     arms: list[Literal["baseline", "clean", "targeted", "clean+targeted", "random"]] = Field(
         default_factory=lambda: list(ARMS), description="training sets compared on the held-out split"
     )
@@ -233,6 +322,11 @@ class Config(_Section):
     ray: RayConfig = RayConfig()
 
     @property
+    def retrain_backbone(self) -> str:
+        """The backbone evaluate and sweep retrain: ``evaluate.backbone``, else the first trainable OOF member."""
+        return self.evaluate.backbone or self.oof.backbone
+
+    @property
     def run_dir(self) -> str:
         return self.run_root.rstrip("/") + "/" + self.name
 
@@ -271,7 +365,7 @@ def format_validation_error(err: ValidationError) -> str:
         path = ".".join(str(p) for p in loc) or "<root>"
         if e["type"] == "extra_forbidden":
             valid = _fields_at(Config, loc[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
             hint = f"did you mean {'.'.join(map(str, loc[:-1] + (close[0],)))!r}?" if close else ""
             lines.append(f"  {path}: unknown key. {hint} Valid keys here: {', '.join(valid)}")
         else:

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hardmine.config import ARMS, Config
-from hardmine.oof.settings import train_settings  # noqa: F401 - also imported from here by sweep
+from hardmine.oof.settings import oof_max_length, train_settings  # noqa: F401 - also imported from here by sweep
 
 #: rows of a training set: the originals (possibly relabelled) then the augmented variants.
 TRAINING = pa.schema(
@@ -486,7 +486,8 @@ def embed_cached(cfg: Config, store, texts: Sequence[str], log: Callable[[str], 
     from hardmine.store import fingerprint_bytes
 
     o = cfg.oof
-    name = f"cache/text_embeddings-{fingerprint_bytes(o.model, str(o.max_length))}.parquet"
+    max_length = oof_max_length(store) or (o.max_length if isinstance(o.max_length, int) else 128)
+    name = f"cache/text_embeddings-{fingerprint_bytes(o.model, str(max_length))}.parquet"
     texts = [str(t) for t in texts]
     uniq = list(dict.fromkeys(texts))
     known: dict[str, int] = {}
@@ -501,7 +502,7 @@ def embed_cached(cfg: Config, store, texts: Sequence[str], log: Callable[[str], 
 
         t0 = time.time()
         new = embed_texts(
-            [f"t{i}" for i in range(len(missing))], missing, o.model, max_length=o.max_length,
+            [f"t{i}" for i in range(len(missing))], missing, o.model, max_length=max_length,
             batch_size=o.embed_batch_size, actors=o.embed_actors, gpus=min(o.gpus_per_fold, 1.0),
         )
         log(f"embedded {len(missing)} new augmented texts in {time.time() - t0:.1f}s ({len(uniq) - len(missing)} cached)")
@@ -540,13 +541,16 @@ def build_features(cfg: Config, store, dataset: pa.Table, test: pa.Table, aug_te
     """Shared model inputs: originals by id, augmented rows by text, held-out rows.
 
     Frozen: embeddings (embeddings.parquet, test_embeddings.parquet, cached augmented texts);
-    finetune: the texts themselves.
+    finetune and tfidf: the texts themselves.
     """
     ids = dataset.column("id").to_pylist()
     aug_texts = list(dict.fromkeys(str(t) for t in aug_texts))
     test_ids = test.column("id").to_pylist()
-    if cfg.oof.backbone == "frozen":
-        orig_x = _embeddings_by_id(store, "embeddings.parquet", ids, "training")
+    if cfg.retrain_backbone == "frozen":
+        if store.exists("embeddings.parquet"):  # written by the OOF stage's frozen member
+            orig_x = _embeddings_by_id(store, "embeddings.parquet", ids, "training")
+        else:
+            orig_x = embed_cached(cfg, store, dataset.column("text").to_pylist(), log)
         if store.exists("test_embeddings.parquet"):
             test_x = _embeddings_by_id(store, "test_embeddings.parquet", test_ids, "held-out")
         else:
@@ -665,12 +669,16 @@ def retrain_many(
     o, e = cfg.oof, cfg.evaluate
     connect(cfg, log)
     cpus = fold_cpus(o.cpus_per_fold, o.folds)  # each run gets an OOF fold's share
-    check_resources(cpus, o.gpus_per_fold)
+    backbone = cfg.retrain_backbone
+    gpus = o.gpus_per_fold if backbone != "tfidf" else 0.0
+    check_resources(cpus, gpus)
     keys = list(training_sets)
     features = build_features(cfg, store, dataset, test, augmented_texts([training_sets[k] for k in keys]), log)
     shared_ref = ray.put(features["shared"])
-    base = dict(train_settings(cfg, num_labels, threads=fold_threads(cpus), epochs=e.epochs), cpus=cpus, gpus=o.gpus_per_fold)
-    use_trainer = o.backbone == "finetune" or o.frozen_runner == "trainer"
+    base = dict(
+        train_settings(cfg, num_labels, threads=fold_threads(cpus), epochs=e.epochs, max_length=oof_max_length(store)), cpus=cpus, gpus=gpus
+    )
+    use_trainer = backbone == "finetune" or (backbone == "frozen" and o.frozen_runner == "trainer" and o.head != "logreg")
 
     def run_config(key: tuple) -> tuple[str, dict]:
         arm, seed = key
@@ -679,11 +687,11 @@ def retrain_many(
 
     if use_trainer:  # TorchTrainer runs from driver threads (see hardmine.oof.runner.fit_trainer)
         def fit(slug: str, rcfg: dict) -> tuple[np.ndarray, float]:
-            return _fit_retrain_trainer(rcfg, store.uri_of("_train"), f"eval-{fingerprint}-{slug}", cpus, o.gpus_per_fold, o.max_failures)
+            return _fit_retrain_trainer(rcfg, store.uri_of("_train"), f"eval-{fingerprint}-{slug}", cpus, gpus, o.max_failures)
 
-        limit = e.max_concurrent or concurrent_runs(cpus, o.gpus_per_fold)
+        limit = e.max_concurrent or concurrent_runs(cpus, gpus)
     else:
-        fit_task = _fit_task_fn().options(num_cpus=cpus, num_gpus=o.gpus_per_fold or None, max_retries=o.max_failures)
+        fit_task = _fit_task_fn().options(num_cpus=cpus, num_gpus=gpus or None, max_retries=o.max_failures)
 
         def fit(slug: str, rcfg: dict) -> tuple[np.ndarray, float]:
             started = time.time()
@@ -778,7 +786,7 @@ def run_evaluate(cfg: Config, store, log: Callable[[str], None] = print, *, fing
                 f"added {info['n_augmented']}"
             )
     t0 = time.time()
-    log(f"retraining {len(sets)} models ({len(arms)} arms x {e.seeds} seeds, backbone {cfg.oof.backbone})")
+    log(f"retraining {len(sets)} models ({len(arms)} arms x {e.seeds} seeds, backbone {cfg.retrain_backbone})")
     runs = retrain_many(cfg, store, sets, dataset, test, num_labels, fingerprint=fingerprint, log=log)
     summary = compare(runs)
     summary["seconds"] = time.time() - t0

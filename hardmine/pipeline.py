@@ -159,17 +159,21 @@ def _read_truth(path: str, labels: list[str]) -> pa.Table:
 
 def oof(ctx: Context) -> dict[str, Any]:
     cfg, store = ctx.cfg, ctx.store
-    fp = fingerprint_bytes(ctx.fingerprint("prepare"), cfg.section_hash("oof", "seed"))
-    outputs = ["oof.parquet"] + (["embeddings.parquet"] if cfg.oof.backbone == "frozen" else [])
+    o = cfg.oof
+    fp = fingerprint_bytes(
+        ctx.fingerprint("prepare"), cfg.section_hash("oof", "seed"), fingerprint_path(o.probs_path) if o.probs_path else ""
+    )
+    outputs = ["oof.parquet"] + [f"oof/{b}.parquet" for b in o.backbones] + (["embeddings.parquet"] if "frozen" in o.backbones else [])
 
     def _run():
         from hardmine.oof.runner import run_oof
         from hardmine.runtime import connect
 
-        connect(cfg, ctx.log)
+        if o.trainable:
+            connect(cfg, ctx.log)
         train = store.read_table("dataset.parquet")
         labels = store.manifest()["labels"]
-        summary = run_oof(cfg, store, train, len(labels), fp, log=ctx.log)
+        summary = run_oof(cfg, store, train, len(labels), fp, log=ctx.log, data_fingerprint=ctx.fingerprint("prepare"))
         ctx.log(format_oof(summary))
         return summary
 
@@ -184,34 +188,44 @@ def holdout(ctx: Context) -> dict[str, Any]:
     cfg, store = ctx.cfg, ctx.store
     if not store.exists("test.parquet"):
         return {}
+    if not cfg.oof.trainable:
+        ctx.log("[holdout] skipped: an external-only ensemble has no fold models to predict the held-out split")
+        return {}
     fp = fingerprint_bytes(ctx.fingerprint("oof"), "holdout")
-    outputs = ["test_probs.parquet"] + (["test_embeddings.parquet"] if cfg.oof.backbone == "frozen" else [])
+    outputs = ["test_probs.parquet"] + (["test_embeddings.parquet"] if "frozen" in cfg.oof.backbones else [])
 
     def _run():
         from hardmine.embed import embeddings_table
         from hardmine.oof.predict import FoldEnsemble
 
         test = store.read_table("test.parquet")
-        ens = FoldEnsemble(store.uri)
-        texts = test.column("text").to_pylist()
-        if cfg.oof.backbone == "frozen":
-            emb = ens.encoder.encode(texts, cfg.oof.embed_batch_size)
-            store.write_table("test_embeddings.parquet", embeddings_table(test.column("id"), emb))
-            probs = ens.predict_embeddings(emb)
-        else:
-            probs = ens.predict(texts)
+        ens = FoldEnsemble(store.uri, batch_size=cfg.oof.embed_batch_size)
+        probs = ens.predict(test.column("text").to_pylist())
+        if ens.frozen is not None:
+            store.write_table("test_embeddings.parquet", embeddings_table(test.column("id"), ens.frozen.last_embeddings))
         store.write_table("test_probs.parquet", pa.table({"id": test.column("id"), "probs": pa.array(list(probs), pa.list_(pa.float32()))}))
         acc = float((probs.argmax(1) == test.column("label").to_numpy()).mean())
-        ctx.log(f"held-out accuracy of the {len(ens.models)} fold models (averaged): {acc:.4f} on {test.num_rows} rows")
+        ctx.log(f"held-out accuracy of the fold models ({', '.join(ens.members)}; {len(ens.models)} models, combined): {acc:.4f} on {test.num_rows} rows")
         return {"test_accuracy_fold_ensemble": acc, "rows": test.num_rows}
 
     return run_stage(ctx, "holdout", fp, outputs, _run)
 
 
 def format_oof(summary: dict) -> str:
-    lines = [f"OOF accuracy {summary['accuracy']:.4f} ({summary['runner']})", "  fold  rows  accuracy"]
-    for f in summary["folds"]:
-        lines.append(f"  {f['fold']:>4}  {f['rows']:>4}  {f['accuracy']:.4f}")
+    members = summary.get("members") or {}
+    lines = [f"OOF accuracy {summary['accuracy']:.4f}, log-loss {summary.get('log_loss', float('nan')):.4f}, "
+             f"ECE {summary.get('ece', float('nan')):.4f} ({' + '.join(summary.get('backbones', [])) or summary.get('runner')})"]
+    if len(members) > 1 or members:
+        lines.append(f"  {'member':<10} {'weight':>6}  {'accuracy':>8}  {'log-loss':>8}  {'ECE':>6}")
+        for name, m in members.items():
+            lines.append(f"  {name:<10} {m.get('weight', 1.0):>6.3f}  {m['accuracy']:>8.4f}  {m['log_loss']:>8.4f}  {m['ece']:>6.4f}")
+    cal = summary.get("calibration") or {}
+    if cal.get("method") == "temperature":
+        lines.append(f"  temperature {cal['temperature']:.3f} (cross-fitted over folds): ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}")
+    if summary.get("folds"):
+        lines.append("  fold  rows  accuracy" + (f"  ({summary['backbones'][0]})" if summary.get("backbones") else ""))
+        for f in summary["folds"]:
+            lines.append(f"  {f['fold']:>4}  {f['rows']:>4}  {f['accuracy']:.4f}")
     return "\n".join(lines)
 
 
@@ -350,7 +364,17 @@ def select_stage(ctx: Context) -> dict[str, Any]:
         ctx.log(format_tables(result, max_rows=10))
         actions = selected.column("action").value_counts().to_pylist()
         ctx.log("selection: " + ", ".join(f"{a['values']} {a['counts']}" for a in actions))
-        return {"actions": {a["values"]: a["counts"] for a in actions}, **{k: v for k, v in summary.items() if k != "actions"}}
+        out = {"actions": {a["values"]: a["counts"] for a in actions}, **{k: v for k, v in summary.items() if k != "actions"}}
+        if not summary["actions"].get("augment"):
+            from hardmine.augment.explain import no_sources_reason
+
+            n_hard_with_issues = None
+            if s.issue_action != "keep" and summary["n_label_issues"]:  # how many hard rows the issue rule took
+                _, keep = select(scores, ds, hardness_quantile=s.hardness_quantile, p_true_max=s.p_true_max, issue_action="keep", **kw)
+                n_hard_with_issues = keep["n_hard"]
+            out["no_augment_reason"] = no_sources_reason(summary, n_hard_with_issues)
+            ctx.log(f"selection: {out['no_augment_reason']}")
+        return out
 
     return run_stage(ctx, "select", fp, outputs, _run)
 
@@ -358,8 +382,12 @@ def select_stage(ctx: Context) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- augment
 
 
-def _augment_to_store(ctx: Context, selected: str, out: str, budget: dict, seed: int) -> dict:
-    """Run the Ray Data augmentation pipeline on ``selected`` into the run's ``out`` Parquet."""
+def _augment_to_store(ctx: Context, selected: str, out: str, budget: dict, seed: int, pre: dict | None = None) -> dict:
+    """Run the Ray Data augmentation pipeline on ``selected`` into the run's ``out`` Parquet.
+
+    ``pre``: a :func:`hardmine.augment.pipeline.preflight` result whose language and
+    generators are used as decided (else the config's, ``auto`` resolved by ``run_augment``).
+    """
     import os
     import tempfile
 
@@ -373,19 +401,35 @@ def _augment_to_store(ctx: Context, selected: str, out: str, budget: dict, seed:
     local = store.is_local_fs()
     tmpdir = None if local else tempfile.mkdtemp(prefix="hardmine-aug-")
     out_path = store.path(out) if local else os.path.join(tmpdir, out)
+    if pre is not None:
+        generators, language = [dict(g) for g in pre["generator_specs"]], pre["language"]
+    else:
+        generators = a.generators if isinstance(a.generators, str) else [dict(g) for g in a.generators]
+        language = a.language
     summary = run_augment(
         store.uri_of(selected) if local else store.read_table(selected),
         store.uri_of("dataset.parquet") if local else store.read_table("dataset.parquet"),
-        out_path, generators=[dict(g) for g in a.generators], filters=dict(a.filters), budget=budget,
-        predictor_factory=factory, seed=seed, language=a.language, batch_size=a.batch_size, log=ctx.log,
+        out_path, generators=generators, filters=dict(a.filters), budget=budget,
+        predictor_factory=factory, seed=seed, language=language, batch_size=a.batch_size, log=ctx.log,
     )
+    if pre is not None:  # how the language and generators were decided, not "as passed"
+        summary.update(language_detection=pre["language_detection"], generators_from=pre["generators_from"])
     if not local:
         store.put_file(out_path, out)
     return summary
 
 
 def format_funnel(summary: dict) -> str:
-    lines = [f"  generated {summary['rows']} variants from {summary['sources']} sources; kept {summary['kept']}"]
+    from hardmine.augment.language import describe_detection
+
+    lines = []
+    if summary.get("language"):
+        det = summary.get("language_detection") or {"language": summary["language"]}
+        how = "auto for " + summary["language"] if summary.get("generators_from") == "auto" else "as configured"
+        lines.append(f"  language {describe_detection(det)}; generators {summary.get('generators')} ({how})")
+    if not summary["sources"] and summary.get("no_sources_reason"):
+        lines.append(f"  {summary['no_sources_reason']}")
+    lines.append(f"  generated {summary['rows']} variants from {summary['sources']} sources; kept {summary['kept']}")
     left = summary["rows"]
     for reason, n in summary["reject_reasons"].items():
         left -= n
@@ -396,7 +440,12 @@ def format_funnel(summary: dict) -> str:
 
 
 def augment(ctx: Context) -> dict[str, Any]:
-    """Variants of the hard-but-correct samples (and, as a control, of random rows), filtered."""
+    """Variants of the hard-but-correct samples (and, as a control, of random rows), filtered.
+
+    The language, the generators for it and their fit are decided first (a generator that
+    cannot handle the language is refused before Ray starts); with no rows to augment the
+    stage completes with empty outputs and says why (from the select stage's summary).
+    """
     cfg, store = ctx.cfg, ctx.store
     a = cfg.augment
     # the pool covers the largest budget evaluate may ask for, so arms subsample instead of regenerating
@@ -407,15 +456,36 @@ def augment(ctx: Context) -> dict[str, Any]:
     def _run():
         import numpy as np
 
+        from hardmine.augment.explain import no_sources_reason
+        from hardmine.augment.pipeline import preflight
         from hardmine.runtime import connect
 
-        connect(cfg, ctx.log)
+        local = store.is_local_fs()
+
+        def src(name):
+            return store.uri_of(name) if local else store.read_table(name)
+
+        generators = a.generators if isinstance(a.generators, str) else [dict(g) for g in a.generators]
+        pre = preflight(src("selected.parquet"), src("dataset.parquet"), generators, a.language)
+        n_src = len(pre["ids"])
+        reason = None
+        if n_src == 0:
+            sel_summary = (store.manifest().get("stages", {}).get("select") or {}).get("summary") or {}
+            reason = (sel_summary.get("no_augment_reason") or no_sources_reason(sel_summary)
+                      or "0 rows to augment: selected.parquet has no row with action augment")
+            ctx.log(f"augment: {reason}")
+        else:  # nothing to generate needs no cluster
+            connect(cfg, ctx.log)
         budget = a.budget(ratio)
-        summary = {"targeted": _augment_to_store(ctx, "selected.parquet", "augmented.parquet", budget, cfg.seed)}
-        ctx.log("augmentation funnel (targeted: hard samples):\n" + format_funnel(summary["targeted"]))
+        targeted = _augment_to_store(ctx, "selected.parquet", "augmented.parquet", budget, cfg.seed, pre)
+        if reason:
+            targeted["no_sources_reason"] = reason
+        summary = {"language": pre["language"], "generators": targeted["generators"], "targeted": targeted}
+        if reason:
+            summary["no_sources_reason"] = reason
+        ctx.log("augmentation funnel (targeted: hard samples):\n" + format_funnel(targeted))
         if a.random_control:
             sel = store.read_table("selected.parquet", columns=["id", "label", "action"])
-            n_src = int((sel.column("action").to_numpy(zero_copy_only=False) == "augment").sum())
             rng = np.random.default_rng(cfg.seed + 7)
             chosen = np.zeros(sel.num_rows, dtype=bool)
             chosen[rng.choice(sel.num_rows, size=min(n_src, sel.num_rows), replace=False)] = True
@@ -424,7 +494,10 @@ def augment(ctx: Context) -> dict[str, Any]:
                 "action": pa.array(np.where(chosen, "augment", "none")), "rule": pa.array(np.where(chosen, "random_control", "none")),
             })
             store.write_table("selected_random.parquet", rand)
-            summary["random"] = _augment_to_store(ctx, "selected_random.parquet", "augmented_random.parquet", budget, cfg.seed + 1)
+            # same language and generators as the targeted run (random rows may differ in script)
+            summary["random"] = _augment_to_store(ctx, "selected_random.parquet", "augmented_random.parquet", budget, cfg.seed + 1, pre)
+            if reason:
+                summary["random"]["no_sources_reason"] = reason
             ctx.log("augmentation funnel (random control: same number of random sources):\n" + format_funnel(summary["random"]))
         return summary
 

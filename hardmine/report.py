@@ -637,10 +637,20 @@ def _oof(run: _Run, **_) -> str:
     if s is None:
         return run.missing("the oof stage's summary (oof.parquet)", "oof")
     folds = [f for f in (s.get("folds") or []) if isinstance(f, dict)]
+    cal = s.get("calibration") or {}
     parts = [
         _kv(
             [
                 ("out-of-fold accuracy (all folds)", s.get("accuracy")),
+                ("out-of-fold log-loss", s.get("log_loss") if s.get("log_loss") is not None else _SKIP),
+                ("expected calibration error (15 bins)", s.get("ece") if s.get("ece") is not None else _SKIP),
+                ("ensemble members", " + ".join(s.get("backbones") or []) or _SKIP),
+                ("combination", s.get("combine") or _SKIP),
+                ("calibration", (f"temperature {cal['temperature']:.3f}, cross-fitted over folds: ECE {cal['ece_before']:.4f} -> "
+                                 f"{cal['ece_after']:.4f}") if cal.get("method") == "temperature" else (cal.get("method") or _SKIP)),
+                ("max_length (tokens)", s.get("max_length") if s.get("max_length") is not None else _SKIP),
+                ("texts longer than max_length", _pct((s.get("max_length_info") or {}).get("truncated_share"))
+                 if (s.get("max_length_info") or {}).get("truncated_share") is not None else _SKIP),
                 ("runner", s.get("runner")),
                 ("folds", len(folds) or None),
                 ("embedding seconds", s.get("embed_seconds") if s.get("embed_seconds") is not None else _SKIP),
@@ -648,6 +658,12 @@ def _oof(run: _Run, **_) -> str:
             ]
         )
     ]
+    members = s.get("members") or {}
+    if isinstance(members, dict) and members:
+        mrows = [[name, m.get("weight"), m.get("accuracy"), m.get("log_loss"), m.get("ece"), m.get("seconds")]
+                 for name, m in members.items() if isinstance(m, dict)]
+        parts.append(_table(["member", "weight", "accuracy", "log-loss", "ECE", "seconds"], mrows,
+                            caption="each member's own out-of-fold probabilities, and its weight in the combination"))
     rows, spans = [], []
     for f in folds:
         st, fi = f.get("started"), f.get("finished")

@@ -3,7 +3,8 @@
 Pure functions over Arrow tables and numpy arrays (no Ray). Two queues:
 
 * :func:`label_issue_queue` — confident-learning label issues ranked by ``issue_rank``,
-  with the suggested label.
+  with the suggested label; or, for a review budget of N rows, the N rows with the lowest
+  ``label_quality`` whether cleanlab flagged them or not (column ``flagged``).
 * :func:`active_learning_queue` — the most uncertain samples (least confidence, margin
   or entropy), labelled or not.
 
@@ -126,28 +127,52 @@ def _names_of(labels: np.ndarray, label_names: list[str], what: str, ids: Sequen
 
 
 def label_issue_queue(
-    scores: pa.Table, dataset: pa.Table, label_names: Sequence[str], limit: Optional[int] = None
+    scores: pa.Table,
+    dataset: pa.Table,
+    label_names: Sequence[str],
+    limit: Optional[int] = None,
+    *,
+    budget: Optional[int] = None,
 ) -> pa.Table:
-    """Label issues (``is_label_issue``) ordered by ``issue_rank`` (1 = most suspicious).
+    """The label-review queue: cleanlab's label issues, or the ``budget`` least-trusted labels.
+
+    Without ``budget``: the rows cleanlab flagged (``is_label_issue``) ordered by
+    ``issue_rank`` (1 = most suspicious); ``limit`` keeps the top rows. With ``budget=N``:
+    the N rows with the lowest ``label_quality`` (ties by ``id``, string order), flagged or not, so a
+    review budget larger than cleanlab's flagged set is filled with the next most
+    suspicious rows (all rows when N exceeds them); ``limit`` does not apply.
 
     Columns: ``id``, ``text``, ``given_label`` and ``suggested_label`` (names), ``score``,
-    ``suggested_confidence``, ``rank`` (1..n, queue order), ``corrected_label`` (empty).
-    ``score`` is the label-quality score of the given label (``label_quality``; when the
-    scores have none, ``self_confidence``, else ``p_true``): in [0, 1], lower = more
-    likely mislabeled. ``suggested_confidence`` is the model's probability of the
-    suggested label. ``limit`` keeps the top rows.
+    ``suggested_confidence``, ``flagged`` (cleanlab's verdict, ``is_label_issue``), ``rank``
+    (1..n, queue order), ``corrected_label`` (empty). ``score`` is the label-quality score of
+    the given label (``label_quality``; without ``budget``, scores lacking it fall back to
+    ``self_confidence``, else ``p_true``): in [0, 1], lower = more likely mislabeled.
+    ``suggested_label`` is cleanlab's suggestion: another class for flagged rows, the given
+    label for unflagged ones; ``suggested_confidence`` is the model's probability of it.
     """
     scores = _as_table(scores, "scores")
     dataset = _as_table(dataset, "dataset")
     names = _check_label_names(label_names)
     _require_columns(scores, ["id", "label", "is_label_issue", "issue_rank", "suggested_label"], "scores")
     _require_columns(dataset, ["id", "text", "label"], "dataset")
-    if limit is not None and limit < 0:
+    if limit is not None and (isinstance(limit, bool) or limit < 0):
         raise ValueError(f"limit must be >= 0 or None, got {limit}")
-    score_col = next((c for c in ("label_quality", "self_confidence", "p_true") if c in scores.column_names), None)
-    if score_col is None:
-        raise ValueError("scores needs a label_quality, self_confidence or p_true column for the queue's score")
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+            raise ValueError(f"budget must be a whole number of rows >= 1, got {budget!r}")
+        if limit is not None:
+            raise ValueError("pass budget or limit, not both: budget already sets the queue length")
+        picked = _lowest_label_quality(scores, int(budget))
+        score_col = "label_quality"
+    else:
+        score_col = next((c for c in ("label_quality", "self_confidence", "p_true") if c in scores.column_names), None)
+        if score_col is None:
+            raise ValueError("scores needs a label_quality, self_confidence or p_true column for the queue's score")
+        picked = _flagged_by_issue_rank(scores, limit)
+    return _queue_rows(picked, dataset, names, score_col)
 
+
+def _flagged_by_issue_rank(scores: pa.Table, limit: Optional[int]) -> pa.Table:
     flagged = scores.filter(pc.fill_null(scores["is_label_issue"], False))
     ranks = flagged["issue_rank"].to_numpy(zero_copy_only=False).astype(np.int64)
     fids = flagged["id"].to_pylist()
@@ -160,9 +185,26 @@ def label_issue_queue(
     order = np.argsort(ranks, kind="stable")
     if limit is not None:
         order = order[:limit]
-    flagged = flagged.take(pa.array(order, type=pa.int64()))
-    ids = flagged["id"].to_pylist()
+    return flagged.take(pa.array(order, type=pa.int64()))
 
+
+def _lowest_label_quality(scores: pa.Table, budget: int) -> pa.Table:
+    if "label_quality" not in scores.column_names:
+        raise ValueError(
+            "scores has no label_quality column, which a review budget ranks by: re-run the score stage "
+            "(older scores.parquet files predate it)"
+        )
+    lq = scores["label_quality"]
+    bad = pc.or_kleene(pc.is_null(lq), pc.is_nan(lq.cast(pa.float64())))
+    if pc.any(bad).as_py():
+        ids = scores["id"].filter(pc.fill_null(bad, True)).to_pylist()
+        raise ValueError(f"scores rows {_name(ids)} have a null/NaN label_quality: re-run the score stage")
+    order = pc.sort_indices(scores, sort_keys=[("label_quality", "ascending"), ("id", "ascending")])
+    return scores.take(order[:budget])
+
+
+def _queue_rows(picked: pa.Table, dataset: pa.Table, names: list[str], score_col: str) -> pa.Table:
+    ids = picked["id"].to_pylist()
     d_ids = dataset["id"].to_pylist()
     pos = {i: k for k, i in enumerate(d_ids)}
     missing = [i for i in ids if i not in pos]
@@ -172,7 +214,7 @@ def label_issue_queue(
         )
     rows = np.array([pos[i] for i in ids], dtype=np.int64)
     d_label = dataset["label"].to_numpy(zero_copy_only=False)[rows] if len(rows) else np.zeros(0, np.int64)
-    s_label = flagged["label"].to_numpy(zero_copy_only=False)
+    s_label = picked["label"].to_numpy(zero_copy_only=False)
     stale = np.flatnonzero(d_label != s_label)
     if stale.size:
         raise ValueError(
@@ -180,20 +222,21 @@ def label_issue_queue(
             "the scores are stale for this dataset version; re-run the score stage"
         )
     texts = dataset["text"].take(pa.array(rows, type=pa.int64()))
-    suggested = flagged["suggested_label"].to_numpy(zero_copy_only=False)
-    if "suggested_confidence" in flagged.column_names:
-        sconf = flagged["suggested_confidence"].cast(pa.float64())
-    else:
-        sconf = pa.nulls(len(ids), pa.float64())
+    suggested = picked["suggested_label"].to_numpy(zero_copy_only=False)
     n = len(ids)
+    if "suggested_confidence" in picked.column_names:
+        sconf = picked["suggested_confidence"].cast(pa.float64())
+    else:
+        sconf = pa.nulls(n, pa.float64())
     return pa.table(
         {
             "id": pa.array(ids, pa.string()),
             "text": texts.cast(pa.string()),
             "given_label": pa.array(_names_of(s_label, names, "scores", ids), pa.string()),
             "suggested_label": pa.array(_names_of(suggested, names, "scores.suggested_label", ids), pa.string()),
-            "score": flagged[score_col].cast(pa.float64()),
+            "score": picked[score_col].cast(pa.float64()),
             "suggested_confidence": sconf,
+            "flagged": pc.fill_null(picked["is_label_issue"], False).cast(pa.bool_()),
             "rank": pa.array(np.arange(1, n + 1), pa.int32()),
             "corrected_label": pa.nulls(n, pa.string()),
         }
@@ -360,7 +403,7 @@ def to_label_studio_tasks(
     """Label Studio import tasks, one per queue row, pre-annotated with the model's choice.
 
     ``data`` holds ``text``, ``hardmine_id`` (read back by :func:`read_corrections`),
-    and ``given_label``/``rank`` when the queue has them. The prediction is the
+    and ``given_label``/``rank``/``flagged`` when the queue has them. The prediction is the
     ``suggested_label`` (label-issue queue) or ``predicted_label`` (active-learning
     queue); its ``score`` is ``suggested_confidence`` or ``confidence``.
     """
@@ -379,7 +422,7 @@ def to_label_studio_tasks(
     tasks = []
     for r in rows:
         data = {"text": r["text"], "hardmine_id": r["id"]}
-        for extra in ("given_label", "rank"):
+        for extra in ("given_label", "rank", "flagged"):
             if r.get(extra) is not None:
                 data[extra] = r[extra]
         pred: dict[str, Any] = {

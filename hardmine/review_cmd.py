@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hardmine.config import Config
 from hardmine.data import DataError, load_split
@@ -40,14 +41,33 @@ def _write_queue(store: RunStore, name: str, queue: pa.Table, labels: list[str],
 
 
 def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least_confidence", batch_size: int = 100,
-           unlabelled: str | None = None, limit: int | None = None, log=print) -> list[str]:
+           unlabelled: str | None = None, limit: int | None = None, budget: int | None = None, log=print) -> list[str]:
+    """Write a review queue under review/<name>/ and return the file URIs.
+
+    ``queue="issues"``: cleanlab's label issues by ``issue_rank`` (``limit`` keeps the top N),
+    or with ``budget=N`` the N rows with the lowest ``label_quality``, flagged or not
+    (:func:`hardmine.review.label_issue_queue`). ``queue="active"``: active learning.
+    """
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise DataError(f"--budget {budget}: the review budget must be a whole number of rows >= 1")
+        if queue != "issues":
+            raise DataError("--budget applies to the label-issue queue (--queue issues); use --batch-size for --queue active")
+        if limit is not None:
+            raise DataError("pass --budget or --limit, not both: --budget already sets the queue length")
     store = RunStore(cfg.run_dir)
     labels = store.manifest().get("labels")
     if not labels:
         raise DataError(f"{cfg.run_dir} has no prepared dataset: run `hardmine run` first")
     dataset, _ = current_dataset(store)
     if queue == "issues":
-        q = label_issue_queue(store.read_table("scores.parquet"), dataset, labels, limit=limit)
+        scores = store.read_table("scores.parquet")
+        if budget is not None and budget > scores.num_rows:
+            log(f"note: --budget {budget} exceeds the {scores.num_rows} scored rows: the queue holds all of them")
+        try:
+            q = label_issue_queue(scores, dataset, labels, limit=limit, budget=budget)
+        except ValueError as e:
+            raise DataError(str(e)) from None
         name = "label_issues"
     elif unlabelled:
         from hardmine.oof.predict import FoldEnsemble
@@ -77,6 +97,9 @@ def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least
         )
         name = f"active_{strategy}"
     files = _write_queue(store, name, q, labels, fmt)
+    if queue == "issues" and budget is not None:
+        n_flagged = int(pc.sum(q.column("flagged")).as_py() or 0)
+        log(f"review budget {budget}: {q.num_rows} rows by lowest label_quality, {n_flagged} of them flagged by cleanlab")
     log(f"exported {q.num_rows} rows to review ({name}):")
     for f in files:
         log(f"  {f}")

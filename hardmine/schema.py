@@ -41,6 +41,7 @@ SCORES_CORE = [
     "issue_rank",
     "suggested_label",
     "suggested_confidence",
+    "label_quality",
 ]
 
 #: selection: one row per sample with the action chosen and the rule that chose it.

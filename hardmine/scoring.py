@@ -35,12 +35,16 @@ FILTERS = (
     "low_normalized_margin",
     "low_self_confidence",
 )
-#: label-quality scores used to rank issues (cleanlab.rank methods)
-RANK_BY = ("self_confidence", "normalized_margin")
+#: label-quality score methods (``cleanlab.rank.get_label_quality_scores(method=...)``); the
+#: chosen one fills ``label_quality`` and orders ``issue_rank`` and the review budget
+RANK_BY = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+#: THE default label-quality method (library calls and ``score.rank_by`` in the config, whose
+#: default a test keeps equal to this). To be set from the detection benchmark; change it here.
+DEFAULT_RANK_BY = "self_confidence"
 
 DYNAMICS_COLUMNS = ["dyn_confidence", "dyn_variability", "dyn_correctness", "dyn_forgetting", "dyn_aum"]
 #: column order of the scores table written by :func:`score_table`
-SCORE_COLUMNS = list(SCORES_CORE) + ["label_quality"] + DYNAMICS_COLUMNS
+SCORE_COLUMNS = list(SCORES_CORE) + DYNAMICS_COLUMNS
 
 #: Arrow schema of the scores table (dyn_* columns are null when no epoch_probs were given)
 SCORES_SCHEMA = pa.schema(
@@ -57,6 +61,7 @@ SCORES_SCHEMA = pa.schema(
         pa.field("issue_rank", pa.int32(), nullable=False),
         pa.field("suggested_label", pa.int32(), nullable=False),
         pa.field("suggested_confidence", pa.float32(), nullable=False),
+        # cleanlab label-quality score of the given label (method: rank_by): in [0, 1], low = suspicious
         pa.field("label_quality", pa.float32(), nullable=False),
         pa.field("dyn_confidence", pa.float32()),
         pa.field("dyn_variability", pa.float32()),
@@ -120,13 +125,43 @@ def _sample_scores(p: np.ndarray, lab: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+# --------------------------------------------------------------------------- label quality
+def _check_rank_by(rank_by: Any, name: str = "rank_by") -> None:
+    if rank_by not in RANK_BY:
+        raise ValueError(f"{name}={rank_by!r} is not a cleanlab label-quality method; choose one of {RANK_BY}")
+
+
+def label_quality(probs: Any, labels: Any, *, method: str = DEFAULT_RANK_BY) -> np.ndarray:
+    """cleanlab's label-quality score of each given label (float32, in [0, 1], low = likely wrong).
+
+    Equals ``cleanlab.rank.get_label_quality_scores(labels, probs, method=method)`` for a
+    ``method`` in :data:`RANK_BY`: ``"self_confidence"`` is p_true, ``"normalized_margin"``
+    is (margin + 1) / 2, ``"confidence_weighted_entropy"`` is cleanlab's rescaled normalised
+    entropy / p_true (note: cleanlab scores a row with zero entropy, e.g. an exactly one-hot
+    prediction, 0 whether or not it agrees with the label).
+    """
+    p, lab, _ = _checked(probs, labels)
+    _check_rank_by(method, "method")
+    return _label_quality(p, lab, method)
+
+
+def _label_quality(p: np.ndarray, lab: np.ndarray, method: str, chunk: int = _CHUNK) -> np.ndarray:
+    from cleanlab.rank import get_label_quality_scores
+
+    n = len(lab)
+    out = np.empty(n, dtype=np.float32)
+    for s in range(0, n, chunk):  # every method is row-wise: chunking gives identical values
+        out[s : s + chunk] = get_label_quality_scores(lab[s : s + chunk], p[s : s + chunk], method=method)
+    return out
+
+
 # --------------------------------------------------------------------------- label issues
 def label_issues(
     probs: Any,
     labels: Any,
     *,
     filter_by: str = "prune_by_noise_rate",
-    rank_by: str = "self_confidence",
+    rank_by: str = DEFAULT_RANK_BY,
     low_memory_threshold: int = 500_000,
     batch_size: int = 100_000,
     n_jobs: int | None = 1,
@@ -135,7 +170,8 @@ def label_issues(
     """Confident-learning label issues (cleanlab), ranked, with suggested labels.
 
     Returns ``is_label_issue`` (bool), ``issue_rank`` (int32, 1 = most likely wrong, -1 for
-    non-issues), ``label_quality`` (cleanlab score in [0, 1], low = suspicious),
+    non-issues: the issues ordered by ``label_quality``, ties by row order),
+    ``label_quality`` (:func:`label_quality` with ``method=rank_by``, for every row),
     ``suggested_label`` (for issues the most likely *other* class, else the given label),
     ``suggested_confidence``, plus ``path`` ("in_memory" or "batched"), ``filter_used`` and
     ``estimation_method`` (batched path only, else None).
@@ -143,8 +179,8 @@ def label_issues(
     Up to ``low_memory_threshold`` rows this is ``cleanlab.filter.find_label_issues(filter_by=...)``.
     Above it, ``cleanlab.experimental.label_issues_batched.find_label_issues_batched`` runs
     in mini-batches of ``batch_size``: it flags the ``num_label_issues`` rows with the lowest
-    ``rank_by`` score whose label is not the argmax, i.e. filter ``"low_self_confidence"`` /
-    ``"low_normalized_margin"`` (``filter_by`` is then not used). The count comes from
+    ``rank_by`` score (cleanlab's ``LabelInspector``; reported as filter ``"low_<rank_by>"``;
+    ``filter_by`` is then not used). The count comes from
     ``estimation_method`` (cleanlab's ``num_issue_kwargs``): the default
     ``"off_diagonal_calibrated"`` flags about as many rows as the in-memory
     ``prune_by_noise_rate`` filter, ``"off_diagonal"`` fewer (higher precision, lower recall);
@@ -170,18 +206,15 @@ def _label_issues(
     lab: np.ndarray,
     *,
     filter_by: str = "prune_by_noise_rate",
-    rank_by: str = "self_confidence",
+    rank_by: str = DEFAULT_RANK_BY,
     low_memory_threshold: int = 500_000,
     batch_size: int = 100_000,
     n_jobs: int | None = 1,
     estimation_method: str = "off_diagonal_calibrated",
 ) -> dict[str, Any]:
-    from cleanlab.rank import get_label_quality_scores
-
     if filter_by not in FILTERS:
         raise ValueError(f"filter_by={filter_by!r} is not a cleanlab filter; choose one of {FILTERS}")
-    if rank_by not in RANK_BY:
-        raise ValueError(f"rank_by={rank_by!r} is not supported; choose one of {RANK_BY}")
+    _check_rank_by(rank_by)
     if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1):
         raise ValueError(f"n_jobs={n_jobs!r}: pass a positive integer (or None for all physical cores)")
     if estimation_method not in ("off_diagonal", "off_diagonal_calibrated"):
@@ -212,21 +245,17 @@ def _label_issues(
             num_issue_kwargs={"estimation_method": estimation_method},
             return_mask=True,
         )
-        quality = np.empty(n, dtype=np.float32)
-        for s in range(0, n, batch_size):  # row-wise scores: batching gives identical values
-            quality[s : s + batch_size] = get_label_quality_scores(
-                lab[s : s + batch_size], p[s : s + batch_size], method=rank_by
-            )
+        quality = _label_quality(p, lab, rank_by, chunk=int(batch_size))
         path = "batched"
     else:  # estimation_method is the batched path's; the in-memory filters size themselves
         from cleanlab.filter import find_label_issues
 
         mask = find_label_issues(lab, p, filter_by=filter_by, n_jobs=n_jobs)
-        quality = get_label_quality_scores(lab, p, method=rank_by).astype(np.float32)
+        quality = _label_quality(p, lab, rank_by)
         filter_used, path = filter_by, "in_memory"
     mask = np.asarray(mask, dtype=bool)
     issue_idx = np.flatnonzero(mask)
-    # same order as cleanlab.rank.order_label_issues; ties broken by row order
+    # same order as cleanlab.rank.order_label_issues(rank_by=rank_by); ties broken by row order
     order = issue_idx[np.argsort(quality[issue_idx], kind="stable")]
     issue_rank = np.full(n, -1, dtype=np.int32)
     issue_rank[order] = np.arange(1, len(order) + 1, dtype=np.int32)
@@ -396,7 +425,8 @@ def score_table(
 
     ``probs`` may be an ndarray or the ``probs`` column of oof.parquet; ``epoch_probs``
     (optional) an ``(n, E, K)`` array or the ``epoch_probs`` column; without it the dyn_*
-    columns are null. ``label_issue_kwargs`` go to :func:`label_issues`. The summary is
+    columns are null. ``label_issue_kwargs`` go to :func:`label_issues`; its ``rank_by`` picks the
+    ``label_quality`` method (default :data:`DEFAULT_RANK_BY`) and so ``issue_rank``. The summary is
     :func:`noise_summary` plus the validation warnings and how issues were found.
     """
     n_rows = len(probs) if not isinstance(probs, np.ndarray) else probs.shape[0]
@@ -426,7 +456,7 @@ def score_table(
                 "path": issues["path"],
                 "filter_used": issues["filter_used"],
                 "estimation_method": issues["estimation_method"],
-                "rank_by": label_issue_kwargs.get("rank_by", "self_confidence"),
+                "rank_by": label_issue_kwargs.get("rank_by", DEFAULT_RANK_BY),
             },
             "n_epochs": n_epochs,
             "warnings": warns,

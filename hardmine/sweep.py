@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from hardmine.config import Config
+from hardmine.oof.settings import oof_max_length
 from hardmine.evaluate import (
     MemoryCheckpoints,
     _kept_pool,
@@ -324,7 +325,7 @@ def run_sweep(
     inputs = {
         "dataset": dataset, "scores": scores, "pool": pool, "features": features,
         "threshold_kind": s.threshold, "select_kw": select_kwargs(cfg, labels), "seed": cfg.seed,
-        "train": train_settings(cfg, len(labels), threads=int(s.cpus_per_trial), epochs=cfg.evaluate.epochs),
+        "train": train_settings(cfg, len(labels), threads=int(s.cpus_per_trial), epochs=cfg.evaluate.epochs, max_length=oof_max_length(store)),
         "num_labels": len(labels), "ece_bins": cfg.evaluate.ece_bins,
     }
     trainable = tune.with_resources(

@@ -176,5 +176,5 @@ def test_plan_resources_leaves_room_for_reads():
     gpu = P.plan_resources(gens, cpus=16, gpus=2)
     assert gpu["hf-paraphrase"]["num_gpus"] == 1 and gpu["hf-paraphrase"]["workers"] == 2
     assert gpu["offline-bt"]["num_gpus"] == 0
-    assert P.detect_language(["아 진짜", "재밌다", "ok"]) == "hangul"
+    assert P.detect_language(["아 진짜", "재밌다", "ok"]) == "ko"
     assert P.detect_language(["hello there", "I lost my card"]) == "en"

@@ -25,7 +25,7 @@ def test_valid_config_and_overrides(tmp_path):
         ("data: {path: a.csv}\n", ["oof.backbone=lora"], "oof.backbone"),
         ("data: {}\n", [], "set data.path"),
         ("data: {path: a.csv, demo: {}}\n", [], "exclusive"),
-        ("data: {path: a.csv}\noof: {backbone: finetune, model: 'packaged:use-multilingual'}\n", [], "frozen only"),
+        ("data: {path: a.csv}\noof: {backbone: finetune, model: 'packaged:use-multilingual'}\n", [], "frozen backbone only"),
         ("dat: {path: a.csv}\n", [], "did you mean 'data'"),
         ("name: 'bad name/..'\ndata: {path: a.csv}\n", [], "name"),
     ],

@@ -266,7 +266,7 @@ def build_run(root, *, n_per_class=16, name="ev", overrides=()):
     ds, test = table(train_rows), table(test_rows)
     cfg = from_dict(deep_merge(
         {"name": name, "run_root": str(root / "runs"), "data": {"path": str(root / "unused.csv")}},
-        parse_overrides([f"oof.model={model}", "oof.backbone=frozen", *overrides]),
+        parse_overrides([f"oof.model={model}", "oof.backbone=frozen", "oof.head=linear", *overrides]),
     ))
     store = RunStore(cfg.run_dir)
     store.update_manifest(labels=names)

@@ -56,7 +56,7 @@ def test_oof_finetune_trainer_end_to_end(ray_local, tmp_path, csv_path, tiny_mod
     summary = _check_oof(store, 36, 3, 2)
     assert summary["runner"] == "TorchTrainer"
     assert _overlapped(summary["folds"]), summary["folds"]
-    assert store.exists("models/fold-0/config.json")
+    assert store.exists("models/finetune/fold-0/config.json")
 
 
 def test_oof_frozen_end_to_end_and_resume(ray_local, tmp_path, csv_path, tiny_model):

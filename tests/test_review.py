@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
@@ -80,8 +81,10 @@ def test_label_issue_queue_ranks_issues(data):
     ds, scores, probs, flipped = data
     q = review.label_issue_queue(scores, ds, LABELS)
     assert q.column_names == [
-        "id", "text", "given_label", "suggested_label", "score", "suggested_confidence", "rank", "corrected_label",
+        "id", "text", "given_label", "suggested_label", "score", "suggested_confidence", "flagged", "rank",
+        "corrected_label",
     ]
+    assert q["flagged"].type == pa.bool_() and all(q["flagged"].to_pylist())
     flagged = scores.filter(scores["is_label_issue"]).sort_by("issue_rank")
     assert q["id"].to_pylist() == flagged["id"].to_pylist()
     assert set(q["id"].to_pylist()) <= {f"s{i:03d}" for i in flipped} and len(q) >= 4  # cleanlab finds the flips
@@ -105,6 +108,84 @@ def test_label_issue_queue_rejects_stale_scores(data):
         review.label_issue_queue(scores, stale, LABELS)
     with pytest.raises(ValueError, match="missing column"):
         review.label_issue_queue(scores.drop(["issue_rank"]), ds, LABELS)
+
+
+def _budget_case():
+    """Six rows, hand-made: cleanlab-style flags on two of them, label_quality with a tie."""
+    ds = pa.table(
+        {
+            "id": ["a", "b", "c", "d", "e", "f"],
+            "text": ["좋아요", "별로", "그냥", "최고", "느려요", "보통"],
+            "label": pa.array([0, 1, 2, 0, 1, 2], pa.int32()),
+            "label_name": [LABELS[k] for k in (0, 1, 2, 0, 1, 2)],
+        },
+        schema=DATASET,
+    )
+    scores = pa.table(
+        {
+            "id": ["a", "b", "c", "d", "e", "f"],
+            "label": pa.array([0, 1, 2, 0, 1, 2], pa.int32()),
+            "is_label_issue": [False, True, False, True, False, False],
+            "issue_rank": pa.array([-1, 2, -1, 1, -1, -1], pa.int32()),
+            "suggested_label": pa.array([0, 0, 2, 1, 1, 2], pa.int32()),
+            "suggested_confidence": pa.array([0.9, 0.8, 0.3, 0.9, 0.3, 0.95], pa.float32()),
+            # e and c tie at 0.3: the id breaks the tie (c before e)
+            "label_quality": pa.array([0.9, 0.2, 0.3, 0.05, 0.3, 0.95], pa.float32()),
+        }
+    )
+    return ds, scores
+
+
+def test_budget_ranks_past_cleanlabs_flagged_set():
+    ds, scores = _budget_case()
+    q = review.label_issue_queue(scores, ds, LABELS, budget=4)  # 2 flagged, budget 4
+    assert q["id"].to_pylist() == ["d", "b", "c", "e"]  # label_quality ascending, tie c/e by id
+    assert q["flagged"].to_pylist() == [True, True, False, False]
+    np.testing.assert_allclose(q["score"].to_numpy(), [0.05, 0.2, 0.3, 0.3], atol=1e-7)
+    assert q["rank"].to_pylist() == [1, 2, 3, 4]
+    assert q["given_label"].to_pylist() == [LABELS[0], LABELS[1], LABELS[2], LABELS[1]]
+    # unflagged rows: cleanlab suggests no change
+    assert q["suggested_label"].to_pylist()[2:] == q["given_label"].to_pylist()[2:]
+    assert q["text"].to_pylist() == ["최고", "별로", "그냥", "느려요"]
+    # ranking is purely by label_quality, even against issue_rank, and independent of row order
+    shuffled = scores.take(pa.array([5, 3, 1, 4, 0, 2]))
+    assert review.label_issue_queue(shuffled, ds, LABELS, budget=4)["id"].to_pylist() == ["d", "b", "c", "e"]
+    # a budget within the flagged set
+    assert review.label_issue_queue(scores, ds, LABELS, budget=1)["id"].to_pylist() == ["d"]
+    # a budget beyond the rows: all of them
+    assert review.label_issue_queue(scores, ds, LABELS, budget=100)["id"].to_pylist() == ["d", "b", "c", "e", "a", "f"]
+    # without a budget: flagged rows only, by issue_rank
+    plain = review.label_issue_queue(scores, ds, LABELS)
+    assert plain["id"].to_pylist() == ["d", "b"] and plain["flagged"].to_pylist() == [True, True]
+
+
+def test_budget_matches_cleanlab_label_quality(data):
+    ds, scores, probs, flipped = data
+    n_flagged = int(pc.sum(scores["is_label_issue"]).as_py())
+    q = review.label_issue_queue(scores, ds, LABELS, budget=n_flagged + 5)
+    lq = get_label_quality_scores(ds["label"].to_numpy(), probs)
+    expect = sorted(range(len(lq)), key=lambda i: (lq[i], ds["id"][i].as_py()))[: n_flagged + 5]
+    assert q["id"].to_pylist() == [ds["id"][i].as_py() for i in expect]
+    assert sum(q["flagged"].to_pylist()) == n_flagged  # every flagged row is among the least trusted here
+    assert len(q) == n_flagged + 5
+
+
+@pytest.mark.parametrize("budget", [0, -3, 2.5, True])
+def test_budget_must_be_positive_whole_number(budget):
+    ds, scores = _budget_case()
+    with pytest.raises(ValueError, match="budget must be a whole number of rows >= 1"):
+        review.label_issue_queue(scores, ds, LABELS, budget=budget)
+
+
+def test_budget_errors_are_explained():
+    ds, scores = _budget_case()
+    with pytest.raises(ValueError, match="not both"):
+        review.label_issue_queue(scores, ds, LABELS, limit=2, budget=2)
+    with pytest.raises(ValueError, match="no label_quality column"):
+        review.label_issue_queue(scores.drop(["label_quality"]), ds, LABELS, budget=2)
+    nan = scores.set_column(6, "label_quality", pa.array([0.1, None, 0.2, float("nan"), 0.3, 0.4], pa.float32()))
+    with pytest.raises(ValueError, match="'b', 'd'.*null/NaN label_quality"):
+        review.label_issue_queue(nan, ds, LABELS, budget=2)
 
 
 # --------------------------------------------------------------------------- active learning
@@ -255,6 +336,7 @@ def test_label_studio_config_and_tasks(tmp_path, data):
     assert tasks == review.to_label_studio_tasks(q, LABELS)
     t = tasks[0]
     assert t["data"]["hardmine_id"] == q["id"][0].as_py() and t["data"]["text"] == q["text"][0].as_py()
+    assert t["data"]["flagged"] is True and t["data"]["rank"] == 1
     (pred,) = t["predictions"]
     assert pred["model_version"] == "hardmine"
     assert pred["score"] == pytest.approx(q["suggested_confidence"][0].as_py())

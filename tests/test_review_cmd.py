@@ -68,3 +68,54 @@ def test_label_studio_export_and_unknown_ids_fail(run, tmp_path, capsys):
     pd.DataFrame({"id": ["nope"], "corrected_label": ["a"]}).to_csv(bad, index=False)
     assert cli.main(["review", "import", cfg, str(bad)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_budget_export_ranks_past_flagged_rows(run, capsys):
+    store, cfg, flipped = run
+    scores = store.read_table("scores.parquet")
+    n_flagged = int(scores.column("is_label_issue").to_numpy(zero_copy_only=False).sum())
+    budget = n_flagged + 7
+    assert cli.main(["review", "export", cfg, "--budget", str(budget), "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert f"review budget {budget}: {budget} rows" in out and f"{n_flagged} of them flagged" in out
+    q = pd.read_csv(store.path("review/label_issues/label_issues.csv"), keep_default_na=False)
+    assert len(q) == budget
+    lq = dict(zip(scores.column("id").to_pylist(), scores.column("label_quality").to_pylist()))
+    flag = dict(zip(scores.column("id").to_pylist(), scores.column("is_label_issue").to_pylist()))
+    expect = sorted(lq, key=lambda i: (lq[i], i))[:budget]
+    assert q["id"].tolist() == expect  # lowest label_quality first, ties by id
+    assert q["flagged"].tolist() == [flag[i] for i in expect]
+    assert q["flagged"].sum() == n_flagged and (~q["flagged"]).sum() == 7  # extra unflagged rows
+    assert np.all(np.diff(q["score"].to_numpy()) >= 0)
+    assert q["rank"].tolist() == list(range(1, budget + 1))
+
+
+def test_budget_larger_than_rows_takes_all_with_note(run, capsys):
+    store, cfg, _ = run
+    assert cli.main(["review", "export", cfg, "--budget", "500", "--format", "csv"]) == 0
+    assert "exceeds the 60 scored rows" in capsys.readouterr().out
+    assert len(pd.read_csv(store.path("review/label_issues/label_issues.csv"))) == 60
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--budget", "0"], "must be a whole number of rows >= 1"),
+        (["--budget", "-5"], "must be a whole number of rows >= 1"),
+        (["--budget", "3", "--limit", "2"], "not both"),
+        (["--budget", "3", "--queue", "active"], "--queue issues"),
+    ],
+)
+def test_bad_budget_is_a_clear_error(run, capsys, extra, needle):
+    store, cfg, _ = run
+    assert cli.main(["review", "export", cfg, *extra]) == 2
+    err = capsys.readouterr().err
+    assert "hardmine: error:" in err and needle in err
+    assert not store.exists("review/label_issues/label_issues.csv")
+
+
+def test_export_without_budget_keeps_flagged_rows_and_limit(run):
+    store, cfg, flipped = run
+    assert cli.main(["review", "export", cfg, "--limit", "2", "--format", "csv"]) == 0
+    q = pd.read_csv(store.path("review/label_issues/label_issues.csv"), keep_default_na=False)
+    assert len(q) == 2 and q["flagged"].all() and set(q["id"]) <= {f"r{i}" for i in flipped}

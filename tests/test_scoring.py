@@ -14,10 +14,13 @@ from hypothesis.extra import numpy as hnp
 from hardmine.probs import validate_probs
 from hardmine.schema import SCORES_CORE
 from hardmine.scoring import (
+    DEFAULT_RANK_BY,
+    RANK_BY,
     SCORE_COLUMNS,
     SCORES_SCHEMA,
     detection_metrics,
     label_issues,
+    label_quality,
     noise_summary,
     sample_scores,
     score_table,
@@ -299,6 +302,84 @@ def test_score_table_low_memory_path_via_kwargs():
     assert summary["label_issues"]["path"] == "batched"
     assert summary["label_issues"]["estimation_method"] == "off_diagonal_calibrated"
     assert table.column("issue_rank").to_numpy().max() == summary["n_flagged"]
+
+
+# --------------------------------------------------------------------------- label quality
+#: hand-made case: confident right, confident wrong, uncertain, near-tie, and a one-hot row
+LQ_PROBS = np.array(
+    [
+        [0.90, 0.05, 0.05],
+        [0.10, 0.85, 0.05],
+        [0.40, 0.35, 0.25],
+        [0.30, 0.31, 0.39],
+        [0.00, 0.00, 1.00],
+        [0.20, 0.70, 0.10],
+    ],
+    dtype=np.float32,
+)
+LQ_LABELS = np.array([0, 0, 1, 2, 2, 1])
+
+
+@pytest.mark.parametrize("method", RANK_BY)
+def test_label_quality_equals_cleanlab(method):
+    from cleanlab.rank import get_label_quality_scores
+
+    expect = get_label_quality_scores(LQ_LABELS, LQ_PROBS, method=method)
+    q = label_quality(LQ_PROBS, LQ_LABELS, method=method)
+    assert q.dtype == np.float32 and q.shape == (6,)
+    np.testing.assert_allclose(q, expect, rtol=1e-6, atol=1e-7)
+    assert ((q >= 0) & (q <= 1)).all()
+    # the confidently wrong row is among the least trusted under every method
+    assert q[1] < q[0] and q[1] < q[5]
+    # label_issues and score_table fill the same column with the same method
+    r = label_issues(LQ_PROBS, LQ_LABELS, rank_by=method)
+    np.testing.assert_array_equal(r["label_quality"], q)
+    table, summary = score_table([f"r{i}" for i in range(6)], LQ_LABELS, LQ_PROBS, rank_by=method)
+    assert table.schema.field("label_quality").type == pa.float32()
+    np.testing.assert_array_equal(table.column("label_quality").to_numpy(), q)
+    assert summary["label_issues"]["rank_by"] == method
+
+
+def test_label_quality_known_answers():
+    s = sample_scores(LQ_PROBS, LQ_LABELS)
+    np.testing.assert_allclose(label_quality(LQ_PROBS, LQ_LABELS), s["p_true"])  # default: self_confidence
+    np.testing.assert_allclose(
+        label_quality(LQ_PROBS, LQ_LABELS, method="normalized_margin"), (s["margin"] + 1) / 2, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="method='entropy' is not a cleanlab label-quality method"):
+        label_quality(LQ_PROBS, LQ_LABELS, method="entropy")
+
+
+@pytest.mark.parametrize("method", RANK_BY)
+@pytest.mark.parametrize("low_memory", [False, True])
+def test_issue_rank_follows_rank_by(method, low_memory):
+    p, labels, _, noisy = planted(n=400, seed=11)
+    kw = {"low_memory_threshold": 100, "batch_size": 128} if low_memory else {}
+    r = label_issues(p, labels, rank_by=method, **kw)
+    from cleanlab.rank import get_label_quality_scores
+
+    np.testing.assert_allclose(r["label_quality"], get_label_quality_scores(labels, p, method=method), rtol=1e-6)
+    flagged = np.flatnonzero(r["is_label_issue"])
+    assert len(flagged) > 0
+    expect = flagged[np.argsort(r["label_quality"][flagged], kind="stable")]
+    np.testing.assert_array_equal(np.argsort(np.where(r["is_label_issue"], r["issue_rank"], 10**9))[: len(flagged)], expect)
+    if low_memory:
+        assert r["filter_used"] == f"low_{method}"
+
+
+def test_rank_by_default_is_one_place_and_config_matches():
+    from typing import get_args
+
+    from hardmine.config import ConfigError, ScoreConfig, from_dict
+
+    field = ScoreConfig.model_fields["rank_by"]
+    assert field.default == DEFAULT_RANK_BY  # change hardmine.scoring.DEFAULT_RANK_BY and this default together
+    assert set(get_args(field.annotation)) == set(RANK_BY)
+    assert from_dict({"data": {"path": "x.csv"}, "score": {"rank_by": "confidence_weighted_entropy"}}).score.rank_by == (
+        "confidence_weighted_entropy"
+    )
+    with pytest.raises(ConfigError, match=r"score\.rank_by.*confidence_weighted_entropy.*'entropy'"):
+        from_dict({"data": {"path": "x.csv"}, "score": {"rank_by": "entropy"}})
 
 
 # --------------------------------------------------------------------------- metrics

@@ -38,7 +38,7 @@ def test_file_uri_run_dir_through_oof(ray_local, tmp_path, tiny_model, monkeypat
     monkeypatch.chdir(work)  # a URI mistaken for a relative path would show up here as a "file:" folder
     root = tmp_path / "store"
     raw = {"name": "uri", "run_root": f"file://{root}", "data": {"path": csv_path}}
-    sets = ["oof.folds=2", "oof.epochs=2", "oof.backbone=frozen", f"oof.frozen_runner={runner}", f"oof.model={tiny_model}", "oof.head_batch_size=8"]
+    sets = ["oof.folds=2", "oof.epochs=2", "oof.backbone=frozen", "oof.head=linear", f"oof.frozen_runner={runner}", f"oof.model={tiny_model}", "oof.head_batch_size=8"]
     cfg = from_dict(deep_merge(raw, parse_overrides(sets)))
     assert cfg.run_dir == f"file://{root}/uri"
     logs: list[str] = []
@@ -60,9 +60,9 @@ def test_file_uri_run_dir_through_oof(ray_local, tmp_path, tiny_model, monkeypat
         for p in fold_runs:
             assert [c for c in p.iterdir() if c.name.startswith("checkpoint_")], p
     else:
-        fold_dirs = sorted(p for p in (run / "_checkpoints").glob("oof-*/fold-*") if p.is_dir())
+        fold_dirs = sorted(p for p in (run / "_checkpoints").glob("oof-*/frozen/fold-*") if p.is_dir())
         assert len(fold_dirs) == 2 and all((p / "epoch-0001" / "state.pt").exists() for p in fold_dirs), fold_dirs
-    assert (run / "models" / "fold-0" / "head.pt").exists() and (run / "models" / "fold-1" / "head.pt").exists()
+    assert (run / "models" / "frozen" / "fold-0" / "head.pt").exists() and (run / "models" / "frozen" / "fold-1" / "head.pt").exists()
     assert store.exists("oof.parquet") and store.uri_of("oof.parquet") == f"file://{root}/uri/oof.parquet"
     assert not list(work.iterdir()), list(work.iterdir())
     assert not [p for p in run.iterdir() if p.name.startswith(".tmp-")]

@@ -1,9 +1,12 @@
 """Augmentation of hard samples: generators, filters and the Ray Data pipeline.
 
 Pure pieces (importable without Ray or vLLM): :mod:`.generators`, :mod:`.filters`,
+:mod:`.language` (language detection, generators per language, refusals),
+:mod:`.explain` (why a selection left nothing to augment),
 :mod:`.vllm_gen` (prompt and row functions; vLLM only when a processor is built).
 The Ray edge is :func:`hardmine.augment.pipeline.run_augment`.
 """
+from hardmine.augment.explain import no_sources_reason
 from hardmine.augment.filters import (
     FILTER_ORDER,
     REASONS,
@@ -23,6 +26,12 @@ from hardmine.augment.generators import (
     plan_budget,
     variant_counts,
     variant_id,
+)
+from hardmine.augment.language import (
+    check_language_support,
+    default_generators,
+    detect_language,
+    detect_language_details,
 )
 
 
@@ -50,5 +59,10 @@ __all__ = [
     "plan_budget",
     "variant_counts",
     "variant_id",
+    "check_language_support",
+    "default_generators",
+    "detect_language",
+    "detect_language_details",
+    "no_sources_reason",
     "run_augment",
 ]

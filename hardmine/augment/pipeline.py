@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hardmine.augment import filters as F
+from hardmine.augment import language as L
 from hardmine.augment.generators import (
     GENERATOR_TYPES,
     build_vocab,
@@ -133,17 +134,26 @@ def dataset_info(dataset) -> dict:
     return {"source": src, "n_train": d.count_rows()}
 
 
-def check_sources(dataset, ids: pa.Array, sample: int = 256) -> list[str]:
+def sample_texts(dataset, ids: pa.Array, sample: int = 256, dataset_sample: int = 512, n_rows: int | None = None) -> tuple[list[str], list[str]]:
     """Check every augment id is in the dataset exactly once (streaming over the id and
-    text columns); returns up to ``sample`` source texts (for language detection)."""
+    text columns); returns up to ``sample`` source texts and up to ``dataset_sample``
+    training texts spread evenly over the dataset (for language detection), in one pass."""
     found = 0
     texts: list[str] = []
+    train: list[str] = []
+    step = max(1, (n_rows or 0) // max(1, dataset_sample))
+    pos = 0
     for b in _dataset_batches(dataset, ["id", "text"]):
         m = pc.is_in(b.column(0).cast(pa.string()), value_set=ids)
         k = pc.sum(m).as_py() or 0
         found += k
         if k and len(texts) < sample:
             texts.extend(t for t in pc.filter(b.column(1), m).to_pylist()[: sample - len(texts)] if t)
+        if len(train) < dataset_sample and b.num_rows:
+            first = (-pos) % step
+            take = b.column(1).take(pa.array(np.arange(first, b.num_rows, step)))
+            train.extend(t for t in take.to_pylist()[: dataset_sample - len(train)] if t)
+        pos += b.num_rows
     if found != len(ids):
         seen: set = set()
         for b in _dataset_batches(dataset, ["id"]):
@@ -156,19 +166,68 @@ def check_sources(dataset, ids: pa.Array, sample: int = 256) -> list[str]:
                 "run the selection on this same dataset"
             )
         raise ValueError("the dataset has duplicate ids among the augment sources: ids must be unique")
-    return texts
+    return texts, train
+
+
+def check_sources(dataset, ids: pa.Array, sample: int = 256) -> list[str]:
+    """Check every augment id is in the dataset exactly once; returns up to ``sample`` source texts."""
+    return sample_texts(dataset, ids, sample=sample, dataset_sample=0)[0]
 
 
 def detect_language(texts: list[str]) -> str:
-    """``en`` when most sample texts are Latin script, else the dominant script name (lowercase)."""
-    if not texts:
-        return "en"
-    scripts = F.dominant_script(texts)
-    vals, counts = np.unique(scripts[scripts != "none"], return_counts=True)
-    if len(vals) == 0:
-        return "en"
-    top = str(vals[counts.argmax()])
-    return "en" if top == "Latin" else top.lower()
+    """The language of a sample of texts by script: ``ko``, ``en``, ``ja``, ... (see
+    :func:`hardmine.augment.language.detect_language`)."""
+    return L.detect_language(texts)
+
+
+def resolve_language(language: str, source_texts: list[str], train_texts: list[str] | None = None) -> dict:
+    """The run's language and how it was decided: ``{"language", "from", "texts", "scripts", ...}``.
+
+    ``language`` other than ``auto`` is taken as configured. Otherwise it is detected
+    from the source texts, or, when fewer than :data:`~hardmine.augment.language.MIN_SOURCE_TEXTS`
+    of them have text (few or no rows selected), from the sources plus a sample of the
+    training set, so a Korean corpus is Korean even when nothing is selected.
+    """
+    if str(language).lower() != "auto":
+        return {"language": L.normalize_language(language), "from": "config"}
+    src = [t for t in source_texts if t]
+    if len(src) >= L.MIN_SOURCE_TEXTS or not train_texts:
+        texts, where = src, "sources"
+    else:
+        texts, where = src + [t for t in train_texts if t], ("sources+dataset" if src else "dataset")
+    return {**L.detect_language_details(texts), "from": where}
+
+
+def resolve_generators(generators, language: str) -> tuple[list[dict], str]:
+    """``"auto"`` -> :func:`~hardmine.augment.language.default_generators` for ``language``;
+    a list is taken as given. Returns (specs, ``"auto"`` or ``"config"``)."""
+    if isinstance(generators, str):
+        if generators.strip().lower() != "auto":
+            raise ValueError(f"generators must be 'auto' or a list of generator specs; got {generators!r}")
+        return L.default_generators(language), "auto"
+    return [dict(g) for g in generators], "config"
+
+
+def preflight(selected, dataset, generators="auto", language: str = "auto") -> dict:
+    """Everything decided before any work starts: the augment ids (validated against the
+    dataset), the language, the generators resolved for it and checked against it.
+
+    Raises ``ValueError`` when a generator cannot handle the language (e.g. offline-bt on
+    Korean), naming the generator, the language and what to use instead.
+    """
+    ids = augment_ids(selected)
+    info = dataset_info(dataset)
+    src, train = sample_texts(info["source"], ids, n_rows=info["n_train"])
+    det = resolve_language(language, src, train)
+    lang = det["language"]
+    specs, how = resolve_generators(generators, lang)
+    gens = check_generators(specs)
+    L.check_language_support(specs, lang, L.describe_detection(det))
+    return {
+        "ids": ids, "info": info, "language": lang, "language_detection": det,
+        "generators": gens, "generator_specs": specs, "generators_from": how,
+        "warnings": L.language_warnings(specs, lang),
+    }
 
 
 def _vocab_from_path(path: str, max_size: int, min_count: int) -> list[str]:
@@ -331,6 +390,11 @@ def check_generators(generators: list[dict]) -> list[dict]:
         if "~" in m:
             raise ValueError(f"generator name {m!r} must not contain '~' (it separates variant id parts)")
         seen.add(m)
+        if g["type"] == "offline-bt" and L.normalize_language(g.get("source_lang", "en")) not in ("en", "pt"):
+            raise ValueError(
+                f"generators[{i}] offline-bt translates English or Portuguese only (source_lang en or pt); got "
+                f"source_lang={g.get('source_lang')!r}: for other languages use eda, or hf/vllm with a multilingual model"
+            )
         if g["type"] == "vllm":
             from hardmine.augment.vllm_gen import check_spec
 
@@ -395,7 +459,7 @@ def run_augment(
     dataset,
     out_path,
     *,
-    generators: list[dict],
+    generators: list[dict] | str = "auto",
     filters: dict,
     budget: dict,
     predictor_factory: PredictorFactory | None = None,
@@ -411,7 +475,10 @@ def run_augment(
     """Augment the ``action == "augment"`` rows of ``selected`` and write ``out_path``.
 
     ``selected`` / ``dataset``: Parquet paths (streamed) or pyarrow Tables.
-    ``generators``: specs such as ``{"type": "offline-bt"}``, ``{"type": "eda", "alpha": 0.1}``,
+    ``generators``: ``"auto"`` (picked for the language: English -> offline-bt + eda,
+    Portuguese -> offline-bt (source_lang pt) + eda, any other language -> eda; see
+    :func:`hardmine.augment.language.default_generators`) or specs such as
+    ``{"type": "offline-bt"}``, ``{"type": "eda", "alpha": 0.1}``,
     ``{"type": "hf", "task": "back_translation", "model": ..., "pivot_lang": ...}``,
     ``{"type": "vllm", "task": "paraphrase", "model": ...}``; optional ``name``,
     ``weight`` (share of the budget), ``workers``, ``num_cpus``, ``num_gpus``, ``batch_size``.
@@ -419,55 +486,74 @@ def run_augment(
     ``budget``: ``{"aug_ratio": r}`` or ``{"per_sample": k}`` (+ ``max_per_sample``).
     ``predictor_factory``: zero-argument factory, called once per actor, returning
     ``texts -> (n, K) probabilities`` (needed by the consistency filter).
-    ``language``: ``auto`` (from the sources' script), ``en``, ``ko``, ... (picks the
-    similarity model when it is ``auto``). Needs Ray initialised (or starts a local one).
-    Returns a summary dict; the file appears atomically.
-    """
-    import ray
+    ``language``: ``auto`` (detected from the sources' script, or from the training set
+    when there are few sources; see :func:`resolve_language`), ``en``, ``ko``, ... (picks
+    the generators and the similarity model when they are ``auto``).
 
+    Everything is checked before Ray starts: a generator that cannot handle the language
+    (offline-bt on Korean) raises ``ValueError``. With no sources (or a zero budget) the
+    output is an empty file with the contract schema and Ray is not used; otherwise it
+    needs Ray initialised (or starts a local one). Returns a summary dict; the file
+    appears atomically.
+    """
     t0 = time.time()
-    gens = check_generators(generators)
+    pre = preflight(selected, dataset, generators, language)
+    gens, lang, ids, info = pre["generators"], pre["language"], pre["ids"], pre["info"]
     fcfg = F.normalize_filter_config(filters)
     if "consistency" in fcfg and predictor_factory is None:
         raise ValueError(
             "filters.consistency needs predictor_factory (a zero-argument callable returning texts -> (n, K) probabilities)"
         )
-    ids = augment_ids(selected)
-    info = dataset_info(dataset)
-    sample = check_sources(info["source"], ids)
-    lang = detect_language(sample) if language == "auto" else language
     plan = plan_budget(info["n_train"], len(ids), budget, {g["method"]: float(g.get("weight", 1.0)) for g in gens})
-    if not ray.is_initialized():
-        ray.init()
-    if any(g["type"] == "eda" for g in gens) and vocab is None:
-        src = info["source"]
-        if isinstance(src, pa.Table):
-            vocab = build_vocab(src["text"].to_pylist(), max_size=vocab_size)
-        else:  # count tokens off the driver
-            vocab = ray.get(ray.remote(num_cpus=0.25)(_vocab_from_path).remote(src, vocab_size, 2))
-    res = ray.cluster_resources()
-    rplan = plan_resources(gens, float(res.get("CPU", 1)), float(res.get("GPU", 0)))
-    blocks = max(1, -(-len(ids) // max(1, int(batch_size))))
-    for g in gens:  # no idle actors for small inputs: at most one per block of sources
-        if not g.get("workers"):
-            rplan[g["method"]]["workers"] = min(rplan[g["method"]]["workers"], blocks)
+    methods = [g["method"] for g in gens]
     if log:
         log(
-            f"augment: {len(ids)} sources of {info['n_train']} rows, language={lang}, "
+            f"augment: language {L.describe_detection(pre['language_detection'])}; generators {methods} "
+            f"({'auto for ' + lang if pre['generators_from'] == 'auto' else 'as configured'})"
+        )
+        for w in pre["warnings"]:
+            log(f"augment: warning: {w}")
+    idle = len(ids) == 0 or all(r <= 0 for r in plan["rates"].values())
+    rplan: dict = {}
+    if not idle:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init()
+        if any(g["type"] == "eda" for g in gens) and vocab is None:
+            src = info["source"]
+            if isinstance(src, pa.Table):
+                vocab = build_vocab(src["text"].to_pylist(), max_size=vocab_size)
+            else:  # count tokens off the driver
+                vocab = ray.get(ray.remote(num_cpus=0.25)(_vocab_from_path).remote(src, vocab_size, 2))
+        res = ray.cluster_resources()
+        rplan = plan_resources(gens, float(res.get("CPU", 1)), float(res.get("GPU", 0)))
+        blocks = max(1, -(-len(ids) // max(1, int(batch_size))))
+        for g in gens:  # no idle actors for small inputs: at most one per block of sources
+            if not g.get("workers"):
+                rplan[g["method"]]["workers"] = min(rplan[g["method"]]["workers"], blocks)
+    if log:
+        log(
+            f"augment: {len(ids)} sources of {info['n_train']} rows, "
             f"expected variants/source {({m: round(r, 3) for m, r in plan['rates'].items()})}, "
-            f"filters {list(fcfg)}"
+            f"filters {list(fcfg)}" + (" (nothing to generate: Ray not used)" if idle else "")
         )
 
-    ctx = ray.data.DataContext.get_current()
-    saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
-    ctx.execution_options.preserve_order = bool(preserve_order)
-    ctx.enable_progress_bars = bool(progress)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex[:8]}.tmp")
     acc: dict = {"rows": 0, "kept": 0, "errors": 0, "by_method": {}, "reject_reasons": {}}
+    ctx = saved = None
     try:
-        ds = _build(ray, info["source"], ids, gens, fcfg, plan, rplan, predictor_factory, seed, lang, vocab or [], batch_size)
+        ds = None
+        if not idle:
+            import ray
+
+            ctx = ray.data.DataContext.get_current()
+            saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
+            ctx.execution_options.preserve_order = bool(preserve_order)
+            ctx.enable_progress_bars = bool(progress)
+            ds = _build(ray, info["source"], ids, gens, fcfg, plan, rplan, predictor_factory, seed, lang, vocab or [], batch_size)
         schema = AUGMENTED
         with pq.ParquetWriter(tmp, schema) as w:
             if ds is not None:
@@ -479,7 +565,8 @@ def run_augment(
                     _write_summary_counts(t, acc)
         os.replace(tmp, out_path)
     finally:
-        ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
+        if ctx is not None:
+            ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
         if tmp.exists():
             tmp.unlink()
     dt = time.time() - t0
@@ -488,6 +575,10 @@ def run_augment(
         "sources": len(ids),
         "n_train": info["n_train"],
         "language": lang,
+        "language_detection": pre["language_detection"],
+        "generators": methods,
+        "generators_from": pre["generators_from"],
+        "warnings": pre["warnings"],
         "rows": acc["rows"],
         "kept": acc["kept"],
         "errors": acc["errors"],

@@ -121,6 +121,11 @@ class _Backbone:
             )
 
 
+def is_linear(cfg: dict) -> bool:
+    """Fitted by scikit-learn to convergence (``hardmine.oof.linear``): tfidf, and frozen with the logreg head."""
+    return cfg["backbone"] == "tfidf" or (cfg["backbone"] == "frozen" and cfg.get("head") == "logreg")
+
+
 def _set_threads(threads: Callable[[], int] | None) -> None:
     if threads is not None:
         n = max(1, int(threads()))
@@ -141,6 +146,10 @@ def train_fold(
     mixed_precision, threads, fault, fault_marker and ``data`` = {train_x, train_y, val_x,
     val_y, val_ids, test_x (optional)} where x are texts (finetune) or embeddings (frozen).
     """
+    if is_linear(cfg):
+        from hardmine.oof.linear import train_linear_fold
+
+        return train_linear_fold(cfg, ckpts, log)
     started = time.time()
     if cfg.get("threads"):
         torch.set_num_threads(max(1, int(cfg["threads"])))

@@ -21,8 +21,74 @@ def _local_dir(store: RunStore, name: str) -> str:
     return dst
 
 
+class _Member:
+    """The K fold models of one ensemble member; ``predict(texts)`` averages their probabilities."""
+
+    def __init__(self, dirs: list[str], device):
+        import torch
+
+        with open(os.path.join(dirs[0], "hardmine_model.json")) as f:
+            self.meta = json.load(f)
+        self.backbone = self.meta["backbone"]
+        self.device = device
+        self.encoder = None
+        self.last_embeddings: np.ndarray | None = None
+        if self.backbone == "tfidf":
+            from hardmine.oof.linear import TfidfModel
+
+            self.models = [TfidfModel(d) for d in dirs]
+        elif self.backbone == "frozen":
+            from hardmine.embed import load_encoder
+            from hardmine.oof.models import Head
+
+            self.encoder = load_encoder(self.meta["encoder"], max_length=self.meta["max_length"], chunk=True)
+            h = self.meta["head"]
+            self.models = []
+            for d in dirs:
+                head = Head(h["dim"], h["num_labels"], h["kind"], h["hidden"])
+                head.load_state_dict(torch.load(os.path.join(d, "head.pt"), map_location="cpu"))
+                self.models.append(head.to(device).eval())
+        else:
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(dirs[0])
+            self.models = [AutoModelForSequenceClassification.from_pretrained(d).to(device).eval() for d in dirs]
+
+    def predict_embeddings(self, emb: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.tensor(np.asarray(emb), dtype=torch.float32, device=self.device)
+        with torch.inference_mode():
+            return np.mean([torch.softmax(m(x).float(), -1).cpu().numpy() for m in self.models], axis=0).astype(np.float32)
+
+    def predict(self, texts: list[str], batch_size: int) -> np.ndarray:
+        import torch
+
+        k = int(self.meta["num_labels"])
+        if self.backbone == "tfidf":
+            return np.mean([m.predict(texts) for m in self.models], axis=0).astype(np.float32)
+        if self.backbone == "frozen":
+            self.last_embeddings = self.encoder.encode(texts, batch_size)
+            return self.predict_embeddings(self.last_embeddings)
+        out = np.zeros((len(texts), k), dtype=np.float64)
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                enc = self.tokenizer(
+                    texts[i : i + batch_size], padding=True, truncation=True,
+                    max_length=self.meta["max_length"], return_tensors="pt",
+                ).to(self.device)
+                for m in self.models:
+                    # float32 logits: the probabilities feed cleanlab and the filters
+                    out[i : i + batch_size] += torch.softmax(m(**enc).logits.float(), -1).cpu().numpy()
+        return (out / len(self.models)).astype(np.float32)
+
+
 class FoldEnsemble:
-    """The fold models of a run; ``predict(texts)`` returns (n, K) probabilities."""
+    """The fold models of a run, every trainable ensemble member; ``predict(texts)`` returns (n, K)
+    probabilities combined with the OOF stage's weights (and temperature, when calibrated).
+
+    An ``external`` member has no models: new texts are predicted by the trainable members, their
+    weights renormalised."""
 
     def __init__(self, run_dir: str, threads: int | None = None, batch_size: int = 64):
         import torch
@@ -30,60 +96,46 @@ class FoldEnsemble:
         if threads:
             torch.set_num_threads(threads)
         store = RunStore(run_dir)
-        folds = store.manifest().get("config", {}).get("oof", {}).get("folds")
-        if not folds or not store.exists("models/fold-0"):
-            raise FileNotFoundError(f"{run_dir} has no fold models: run the oof stage first")
-        self.dirs = [_local_dir(store, f"models/fold-{k}") for k in range(folds)]
-        with open(os.path.join(self.dirs[0], "hardmine_model.json")) as f:
-            self.meta = json.load(f)
+        manifest = store.manifest()
+        folds = manifest.get("config", {}).get("oof", {}).get("folds")
+        summary = manifest.get("stages", {}).get("oof", {}).get("summary", {}) or {}
+        weights = summary.get("weights") or {}
+        names = [b for b in (summary.get("backbones") or list(weights)) if b != "external"]
+        if not folds or not names or not all(store.exists(f"models/{b}/fold-0") for b in names):
+            raise FileNotFoundError(
+                f"{run_dir} has no fold models: run the oof stage first"
+                + (" (an external-only ensemble has no models to predict new texts: add a trainable member to oof.backbones)"
+                   if summary.get("backbones") == ["external"] else "")
+            )
         self.batch_size = batch_size
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if self.meta["backbone"] == "frozen":
-            from hardmine.embed import load_encoder
-            from hardmine.oof.models import Head
-
-            self.encoder = load_encoder(self.meta["encoder"], max_length=self.meta["max_length"])
-            h = self.meta["head"]
-            self.models = []
-            for d in self.dirs:
-                head = Head(h["dim"], h["num_labels"], h["kind"], h["hidden"])
-                head.load_state_dict(torch.load(os.path.join(d, "head.pt"), map_location="cpu"))
-                self.models.append(head.to(self.device).eval())
-        else:
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-            self.tokenizer = AutoTokenizer.from_pretrained(self.dirs[0])
-            self.models = [AutoModelForSequenceClassification.from_pretrained(d).to(self.device).eval() for d in self.dirs]
+        self.members = {b: _Member([_local_dir(store, f"models/{b}/fold-{k}") for k in range(folds)], self.device) for b in names}
+        w = np.array([float(weights.get(b, 1.0)) for b in names])
+        self.weights = w / w.sum() if w.sum() > 0 else np.full(len(names), 1.0 / len(names))
+        cal = summary.get("calibration") or {}
+        self.temperature = float(cal["temperature"]) if cal.get("method") == "temperature" and cal.get("temperature") else None
+        self.meta = next(iter(self.members.values())).meta
 
     @property
     def num_labels(self) -> int:
         return int(self.meta["num_labels"])
 
-    def predict_embeddings(self, emb: np.ndarray) -> np.ndarray:
-        import torch
+    @property
+    def models(self) -> list:
+        return [m for member in self.members.values() for m in member.models]
 
-        x = torch.tensor(np.asarray(emb), dtype=torch.float32, device=self.device)
-        with torch.inference_mode():
-            return np.mean([torch.softmax(m(x), -1).cpu().numpy() for m in self.models], axis=0).astype(np.float32)
+    @property
+    def frozen(self) -> "_Member | None":
+        return self.members.get("frozen")
 
     def predict(self, texts: list[str]) -> np.ndarray:
-        import torch
+        from hardmine.oof.combine import apply_temperature, combine
 
         texts = [str(t) for t in texts]
         if not texts:
             return np.zeros((0, self.num_labels), dtype=np.float32)
-        if self.meta["backbone"] == "frozen":
-            return self.predict_embeddings(self.encoder.encode(texts, self.batch_size))
-        out = np.zeros((len(texts), self.num_labels), dtype=np.float64)
-        with torch.inference_mode():
-            for i in range(0, len(texts), self.batch_size):
-                enc = self.tokenizer(
-                    texts[i : i + self.batch_size], padding=True, truncation=True,
-                    max_length=self.meta["max_length"], return_tensors="pt",
-                ).to(self.device)
-                for m in self.models:
-                    out[i : i + self.batch_size] += torch.softmax(m(**enc).logits.float(), -1).cpu().numpy()
-        return (out / len(self.models)).astype(np.float32)
+        probs = combine([m.predict(texts, self.batch_size) for m in self.members.values()], self.weights)
+        return apply_temperature(probs, self.temperature) if self.temperature else probs
 
 
 def fold_predictor_factory(run_dir: str, threads: int = 1):
