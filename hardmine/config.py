@@ -80,7 +80,7 @@ class TfidfConfig(_Section):
     sublinear_tf: bool = True
     lowercase: bool = True
     classifier: Literal["logreg", "sgd"] = Field("logreg", description="logreg: LogisticRegression (lbfgs, to convergence); sgd: SGDClassifier(loss='log_loss') for very large sets")
-    C: float = Field(10.0, gt=0.0, description="inverse L2 strength of the logistic regression (sgd: alpha = 1 / (C * rows))")
+    C: float = Field(1.0, gt=0.0, description="inverse L2 strength of the logistic regression (sgd: alpha = 1 / (C * rows)); 1.0 measured best under label noise (README, Detection)")
     max_iter: int = Field(1000, ge=1)
 
     @model_validator(mode="after")
@@ -100,7 +100,7 @@ class OOFConfig(_Section):
         description="ensemble members, each trained on the same K folds: tfidf, frozen, finetune, external (`oof.backbone: X` is short for [X])",
     )
     combine: Literal["logloss", "equal"] = Field("logloss", description="how members' probabilities are averaged: weights minimising out-of-fold log-loss, or equal weights")
-    calibration: Literal["none", "temperature"] = Field("none", description="temperature scaling of the combined probabilities, cross-fitted over folds (no row is calibrated by a temperature fitted on it)")
+    calibration: Literal["none", "temperature"] = Field("temperature", description="temperature scaling of the combined probabilities, cross-fitted over folds (no row is calibrated by a temperature fitted on it)")
     probs_path: Optional[str] = Field(None, description="backbone external: Parquet/CSV with id + one column per class name, or a .npy aligned with the data")
     model: str = Field("packaged:minilm", description="packaged:minilm, packaged:use-multilingual (frozen only), a hub name or a local path")
     max_length: Union[int, Literal["auto"]] = Field(
@@ -117,7 +117,7 @@ class OOFConfig(_Section):
     head: Literal["logreg", "linear", "mlp"] = Field(
         "logreg", description="frozen head: logreg = multinomial LogisticRegression fitted to convergence (lbfgs); linear/mlp = torch heads trained for oof.epochs"
     )
-    head_C: float = Field(10.0, gt=0.0, description="inverse L2 strength of the logreg head")
+    head_C: float = Field(1.0, gt=0.0, description="inverse L2 strength of the logreg head; 1.0 measured best under label noise (README, Detection)")
     head_max_iter: int = Field(1000, ge=1)
     head_hidden: int = Field(256, ge=1)
     head_batch_size: int = Field(32, ge=1)
@@ -199,14 +199,39 @@ class ScoreConfig(_Section):
 
 
 class SelectConfig(_Section):
+    policy: Literal["hardness", "ambiguous"] = Field(
+        "hardness",
+        description="which rows count as hard: hardness = by 1 - p_true (hardness_quantile / p_true_max); ambiguous = the "
+        "data map's ambiguous region, the top ambiguous_quantile of rows by dyn_variability (std of p_true over OOF "
+        "epochs; needs oof.epochs >= 2, refused otherwise)",
+    )
     hardness_quantile: Optional[float] = Field(0.2, gt=0.0, le=1.0, description="top share of rows by hardness that counts as hard")
-    p_true_max: Optional[float] = Field(None, ge=0.0, le=1.0, description="hard only if p_true <= this")
+    ambiguous_quantile: Optional[float] = Field(
+        None, gt=0.0, le=1.0,
+        description="policy ambiguous: top share of rows by dyn_variability; null = hardness_quantile (the same share of rows; the augment count still differs, as fewer ambiguous rows are label issues)",
+    )
+    class_budget: Literal["uniform", "hard_share", "low_f1"] = Field(
+        "uniform",
+        description="how the augment sources are spread over classes: uniform = as the policy chose them; hard_share = in "
+        "proportion to each class's share of hard rows; low_f1 = to 1 - its out-of-fold F1 (same total, max_per_class respected)",
+    )
+    p_true_max: Optional[float] = Field(None, ge=0.0, le=1.0, description="hard only if p_true <= this (policy hardness)")
     max_confidence: Optional[float] = Field(None, gt=0.0, le=1.0, description="hard rows confidently predicted as another class go to review")
     min_length: int = Field(0, ge=0, description="characters a text needs to be augmented")
     classes: Optional[list[str]] = Field(None, description="only these class names may be augmented")
     max_per_class: Optional[int] = Field(None, ge=1)
     issue_action: Literal["review", "drop", "relabel", "keep"] = "review"
     relabel_min_confidence: float = Field(0.7, ge=0.0, le=1.0, description="relabel only when the suggested label is this likely")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.policy == "ambiguous":
+            if self.p_true_max is not None:
+                raise ValueError("select.p_true_max belongs to select.policy hardness: with policy ambiguous set it to null "
+                                 "and choose the share with select.ambiguous_quantile")
+            if self.ambiguous_quantile is None and self.hardness_quantile is None:
+                raise ValueError("select.policy ambiguous needs select.ambiguous_quantile (e.g. 0.2), or hardness_quantile for it to follow")
+        return self
 
 
 class AugmentConfig(_Section):
@@ -268,7 +293,12 @@ class EvaluateConfig(_Section):
     arms: list[Literal["baseline", "clean", "targeted", "clean+targeted", "random"]] = Field(
         default_factory=lambda: list(ARMS), description="training sets compared on the held-out split"
     )
-    seeds: int = Field(3, ge=1, description="retrains per arm; results are mean and 95% interval")
+    seeds: int = Field(3, ge=1, description="retrains per arm; an arm's metric is the mean over its seeds")
+    bootstrap: int = Field(
+        1000, ge=100,
+        description="resamples of the held-out rows for the paired-bootstrap intervals (every arm scored on the same resampled rows, seeds averaged); at least 100, or differences cannot be told from test-set noise",
+    )
+    confidence: float = Field(0.95, ge=0.5, lt=1.0, description="level of the bootstrap intervals; a difference to baseline is real only when its interval excludes zero")
     aug_ratio: float = Field(0.1, ge=0.0, description="augmented rows added, as a share of the training size")
     review_as: Literal["drop", "relabel", "keep"] = Field("drop", description="how the clean arms treat rows selection sent to review")
     epochs: Optional[int] = Field(None, ge=1, description="default: oof.epochs")
@@ -283,8 +313,18 @@ class SweepConfig(_Section):
     aug_ratios: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2], min_length=1)
     issue_actions: list[Literal["review", "drop", "relabel", "keep"]] = Field(default_factory=lambda: ["review", "drop"], min_length=1)
     search: Literal["grid", "random", "optuna"] = "grid"
-    num_samples: int = Field(1, ge=1, description="grid: repeats of the grid; random/optuna: trials")
-    metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    num_samples: int = Field(1, ge=1, description="random/optuna: cells tried; grid: 1 (a cell's repeats are sweep.seeds)")
+    seeds: int = Field(
+        3, ge=1,
+        description="retrains per cell, and of the baseline (no action: aug_ratio 0, issue_action keep); seed s of every cell shares its initialisation and augmentation sample; a cell's metric is the mean over its seeds",
+    )
+    validation_size: float = Field(
+        0.2, gt=0.0, lt=1.0,
+        description="share of the training rows carved (stratified, seeded) as the validation split cells are compared and chosen on; trials train on the rest; the test split is read once, to confirm the choice",
+    )
+    metric: Literal["accuracy", "macro_f1"] = Field(
+        "accuracy", description="the cell chosen is the one whose validation difference to the baseline has the highest interval lower bound above zero (else the baseline)"
+    )
     cpus_per_trial: float = Field(1.0, gt=0.0)
     gpus_per_trial: float = Field(0.0, ge=0.0)
     max_concurrent_trials: Optional[int] = Field(None, ge=1)
@@ -296,6 +336,11 @@ class SweepConfig(_Section):
             raise ValueError(f"sweep.thresholds must lie in (0, 1], got {bad}")
         if any(r < 0 for r in self.aug_ratios):
             raise ValueError("sweep.aug_ratios must be >= 0")
+        if self.search == "grid" and self.num_samples != 1:
+            raise ValueError(
+                f"sweep.num_samples={self.num_samples} with search: grid: every grid cell already runs over sweep.seeds "
+                "seeds; set sweep.seeds instead (num_samples counts the cells random/optuna search tries)"
+            )
         return self
 
 

@@ -9,15 +9,23 @@ Arms (the training sets compared; every arm is scored on the same held-out rows)
 - ``random``          control: baseline + the same number of variants made from randomly chosen
                       training rows (``augmented_random.parquet``), i.e. the same budget untargeted.
 
-Each arm runs over several seeds; results are a mean with a t-based 95% interval, and the
-seed-paired difference to ``baseline`` (seed ``s`` of every arm shares the initialisation and
-shuffling seed, so pairing removes most run-to-run noise).
+Each arm runs over several seeds (seed ``s`` of every arm shares the initialisation and
+shuffling seed). Intervals come from a paired bootstrap over the held-out rows
+(:mod:`hardmine.stats`): every arm is scored on the same resampled rows, its seeds averaged
+within a resample, so an interval covers the test set's sampling noise and the seeds' (a
+converged model gives the same predictions for every seed: an interval over seeds alone would
+have zero width). A difference to ``baseline`` counts only when its interval excludes zero;
+otherwise it is reported as "not distinguishable". An exact McNemar test per arm against
+``baseline`` goes with it. When the held-out rows' true labels are known (injected noise:
+``test_truth.parquet``, written by the prepare stage for the demo and benchmarks), every
+number is also reported against the true labels, labelled as such.
 
 Pure part (numpy / pyarrow, no Ray): :func:`arm_training_set`, :func:`metrics`,
 :func:`interval`, :func:`compare`, :func:`format_summary`. Ray part: :func:`retrain_many`,
 :func:`run_evaluate` (trainings run concurrently, reusing the OOF runner's idioms and the one
 training loop :func:`hardmine.oof.loop.train_fold`, whose "val" split is the held-out split;
-nothing in the loop selects on it).
+nothing in the loop selects on it). The summary's contract is
+:class:`hardmine.summaries.EvaluationSummary`.
 """
 from __future__ import annotations
 
@@ -33,6 +41,8 @@ import pyarrow.compute as pc
 
 from hardmine.config import ARMS, Config
 from hardmine.oof.settings import oof_max_length, train_settings  # noqa: F401 - also imported from here by sweep
+from hardmine.stats import METRICS, MCNEMAR_POOLING, bootstrap_metrics, interval, mcnemar, paired_difference, percentile_interval
+from hardmine.summaries import ArmSummary, Comparison, EvaluationSummary, LabelScores, Pair
 
 #: rows of a training set: the originals (possibly relabelled) then the augmented variants.
 TRAINING = pa.schema(
@@ -62,8 +72,22 @@ RUNS = pa.schema(
         pa.field("ece", pa.float64()),
         pa.field("per_class_f1", pa.list_(pa.float64())),
         pa.field("seconds", pa.float64()),
+        # per held-out row (test.parquet order): the predicted class and its probability
+        pa.field("pred", pa.list_(pa.int32())),
+        pa.field("confidence", pa.list_(pa.float32())),
     ]
 )
+#: the held-out rows once, in the order of ``runs.pred``: ``evaluation/heldout.parquet``.
+#: ``true_label`` is null where no true label is known.
+HELDOUT = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("label", pa.int32(), nullable=False),
+        pa.field("true_label", pa.int32()),
+    ]
+)
+#: differences between arms reported beside those to baseline
+PAIRS = (("targeted", "random"), ("clean+targeted", "clean"))
 
 
 # ============================================================================ validation helpers
@@ -358,117 +382,213 @@ def metrics(y_true, probs, num_labels: int, ece_bins: int = 15) -> dict[str, Any
     }
 
 
-def interval(values, confidence: float = 0.95) -> dict[str, Any]:
-    """Mean and t-based ``confidence`` interval over seeds; with one value lo = hi = mean (noted)."""
-    v = np.asarray(list(values), dtype=np.float64)
-    if v.ndim != 1 or v.size == 0:
-        raise ValueError("interval needs at least one value")
-    bad = np.flatnonzero(~np.isfinite(v))
-    if bad.size:
-        raise ValueError(f"interval got NaN/inf at positions {_first(bad.tolist())}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    mean = float(v.mean())
-    if v.size == 1:
-        return {"mean": mean, "lo": mean, "hi": mean, "n": 1, "sd": 0.0, "note": "one seed: no interval (run more seeds)"}
-    from scipy import stats
-
-    sd = float(v.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, v.size - 1) * sd / math.sqrt(v.size))
-    return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": int(v.size), "sd": sd}
-
-
-def _paired(a: dict[int, float], b: dict[int, float]) -> dict[str, Any] | None:
-    common = sorted(set(a) & set(b))
-    if not common:
-        return None
-    d = interval([a[s] - b[s] for s in common])
-    d["excludes_zero"] = bool(d["n"] >= 2 and (d["lo"] > 0 or d["hi"] < 0))
-    d["seeds"] = common
-    return d
-
-
-def compare(
-    runs: pa.Table,
-    *,
-    metric_names: Sequence[str] = ("accuracy", "macro_f1", "ece"),
-    reference: str = "baseline",
-    pairs: Sequence[tuple[str, str]] = (("targeted", "random"), ("clean+targeted", "clean")),
-) -> dict[str, Any]:
-    """Per arm mean / 95% interval of each metric and the seed-paired difference to ``reference``.
-
-    ``runs`` has columns arm, seed and the metrics (as ``evaluation/runs.parquet``). A difference's
-    ``excludes_zero`` is true when its interval lies entirely above or below zero (needs 2+ seeds).
-    ``pairs`` adds other paired differences, e.g. targeted vs the random control.
-    """
-    _need(runs, ["arm", "seed", *metric_names], "runs", "pass evaluation/runs.parquet (arm, seed, metrics)")
-    if runs.num_rows == 0:
-        raise ValueError("runs is empty: nothing to compare")
-    arms_col = runs.column("arm").to_pylist()
-    seeds = runs.column("seed").to_pylist()
+def _stack_runs(runs: pa.Table, n: int) -> tuple[list[str], dict[str, list[int]], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(arms in display order, seeds per arm, preds (seeds, n) per arm, confidences per arm)."""
     from collections import Counter
 
+    arms_col = runs.column("arm").to_pylist()
+    seeds = [int(x) for x in runs.column("seed").to_pylist()]
     dup = {k for k, c in Counter(zip(arms_col, seeds)).items() if c > 1}
     if dup:
         raise ValueError(f"runs has several rows for (arm, seed) {_first(sorted(dup))}; keep one per arm and seed")
     order = [a for a in ARMS if a in arms_col] + sorted({a for a in arms_col if a not in ARMS})
-    by: dict[str, dict[str, dict[int, float]]] = {a: {m: {} for m in metric_names} for a in order}
-    extra: dict[str, dict[str, list]] = {a: {} for a in order}
-    cols = {m: runs.column(m).to_pylist() for m in metric_names}
-    for c in ("train_rows", "n_augmented"):
-        if c in runs.column_names:
-            for a, v in zip(arms_col, runs.column(c).to_pylist()):
-                extra[a].setdefault(c, []).append(v)
+    pred, conf = runs.column("pred").to_pylist(), runs.column("confidence").to_pylist()
+    bad = [f"{a}/seed {s} ({len(p)})" for a, s, p, c in zip(arms_col, seeds, pred, conf) if len(p) != n or len(c) != n]
+    if bad:
+        raise ValueError(
+            f"runs rows {_first(bad)} do not have one prediction per held-out row ({n}): "
+            "runs and the held-out labels must come from the same evaluation"
+        )
+    by_seed: dict[str, dict[int, int]] = {a: {} for a in order}
     for i, (a, s) in enumerate(zip(arms_col, seeds)):
-        for m in metric_names:
-            by[a][m][int(s)] = float(cols[m][i])
-    out: dict[str, Any] = {"reference": reference, "metrics": list(metric_names), "arms": {}, "pairs": {}, "notes": []}
+        by_seed[a][s] = i
+    seeds_of = {a: sorted(by_seed[a]) for a in order}
+    P = {a: np.asarray([pred[by_seed[a][s]] for s in seeds_of[a]], dtype=np.int64).reshape(len(seeds_of[a]), n) for a in order}
+    C = {a: np.asarray([conf[by_seed[a][s]] for s in seeds_of[a]], dtype=np.float64).reshape(len(seeds_of[a]), n) for a in order}
+    return order, seeds_of, P, C
+
+
+def _comparison(boot: dict, a: str, b: str, y: np.ndarray, P: dict[str, np.ndarray], confidence: float) -> Comparison:
+    out: dict[str, Any] = {
+        m: paired_difference(boot["resampled"][a][m], boot["resampled"][b][m], boot["point"][a][m], boot["point"][b][m], confidence)
+        for m in METRICS
+    }
+    out["mcnemar"] = mcnemar(P[a] == y, P[b] == y)
+    return out  # type: ignore[return-value]
+
+
+def compare(
+    runs: pa.Table,
+    y: Sequence[int] | np.ndarray,
+    *,
+    y_true: Sequence[int] | np.ndarray | None = None,
+    num_labels: int | None = None,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    ece_bins: int = 15,
+    pairs: Sequence[tuple[str, str]] = PAIRS,
+) -> EvaluationSummary:
+    """Per arm: held-out metrics with paired-bootstrap intervals, the difference to ``baseline``, McNemar.
+
+    ``runs``: one row per (arm, seed) with ``pred`` and ``confidence`` (each a list with one entry
+    per held-out row, as ``evaluation/runs.parquet``); ``y``: the held-out rows' given labels in the
+    same order; ``y_true``: their true labels when known (injected noise), reported under each
+    arm's ``true_labels``. ``resamples`` bootstrap resamples of the held-out rows are drawn once
+    (with ``seed``) and shared by every arm; within a resample an arm's metric is the mean over
+    its seeds. ``pairs`` adds other paired differences (e.g. targeted vs the random control).
+    Returns :class:`hardmine.summaries.EvaluationSummary` (without run_evaluate's context keys).
+    """
+    _need(runs, ["arm", "seed", "pred", "confidence"], "runs",
+          "pass evaluation/runs.parquet (arm, seed, pred, confidence: one row per retrain)")
+    if runs.num_rows == 0:
+        raise ValueError("runs is empty: nothing to compare")
+    yg = np.asarray(y)
+    if yg.ndim != 1 or yg.size == 0:
+        raise ValueError(f"y must hold one given label per held-out row, got shape {yg.shape}")
+    order, seeds_of, P, C = _stack_runs(runs, yg.size)
+    if num_labels is None:
+        num_labels = int(max(int(yg.max()), *(int(p.max()) for p in P.values()), int(np.max(y_true)) if y_true is not None else 0)) + 1
+    label_sets: dict[str, np.ndarray] = {"given": yg}
+    if y_true is not None:
+        yt = np.asarray(y_true)
+        if yt.shape != yg.shape:
+            raise ValueError(f"y_true must have one true label per held-out row ({yg.size}), got shape {yt.shape}")
+        label_sets["true"] = yt
+    scores: dict[str, dict[str, LabelScores]] = {}
+    pair_out: dict[str, dict[str, Comparison]] = {}
+    for ls, yy in label_sets.items():
+        boot = bootstrap_metrics(yy, P, C, num_labels=num_labels, resamples=resamples, seed=seed, ece_bins=ece_bins)
+        yy = yy.astype(np.int64)
+        scores[ls] = {}
+        for a in order:
+            rec: dict[str, Any] = {
+                m: percentile_interval(boot["resampled"][a][m], boot["point"][a][m], confidence) for m in METRICS
+            }
+            rec["seed_spread"] = {m: interval(boot["per_seed"][a][m], confidence) for m in METRICS}
+            if a != "baseline" and "baseline" in P:
+                rec["vs_baseline"] = _comparison(boot, a, "baseline", yy, P, confidence)
+            scores[ls][a] = rec  # type: ignore[assignment]
+        for x, z in pairs:
+            if x in P and z in P:
+                pair_out.setdefault(f"{x} - {z}", {})[ls] = _comparison(boot, x, z, yy, P, confidence)
+
+    arms: dict[str, ArmSummary] = {}
+    extra_cols = [c for c in ("train_rows", "n_augmented") if c in runs.column_names]
+    arm_col = runs.column("arm").to_pylist()
     for a in order:
-        rec: dict[str, Any] = {"seeds": sorted(by[a][metric_names[0]])}
-        rec["n_seeds"] = len(rec["seeds"])
-        for c, vals in extra[a].items():
-            rec[c] = float(np.mean(vals))
-        for m in metric_names:
-            rec[m] = interval(list(by[a][m].values()))
-        if a != reference and reference in by:
-            rec["vs_" + reference] = {m: _paired(by[a][m], by[reference][m]) for m in metric_names}
-        out["arms"][a] = rec
-    for x, y in pairs:
-        if x in by and y in by:
-            out["pairs"][f"{x} - {y}"] = {m: _paired(by[x][m], by[y][m]) for m in metric_names}
-    if reference not in by:
-        out["notes"].append(f"no {reference!r} runs: differences to it are not reported")
-    if any(out["arms"][a]["n_seeds"] < 2 for a in order):
-        out["notes"].append("arms with one seed have no interval: set evaluate.seeds >= 2")
-    return out
+        rec = dict(scores["given"][a])
+        rec.update({"seeds": seeds_of[a], "n_seeds": len(seeds_of[a])})
+        for c in extra_cols:
+            rec[c] = float(np.mean([v for x, v in zip(arm_col, runs.column(c).to_pylist()) if x == a]))
+        if "true" in scores:
+            rec["true_labels"] = scores["true"][a]
+        arms[a] = rec  # type: ignore[assignment]
+    pairs_typed: dict[str, Pair] = {}
+    for name, by_ls in pair_out.items():
+        p: dict[str, Any] = dict(by_ls["given"])
+        if "true" in by_ls:
+            p["true_labels"] = by_ls["true"]
+        pairs_typed[name] = p  # type: ignore[assignment]
+
+    notes: list[str] = []
+    if "baseline" not in P:
+        notes.append("no 'baseline' runs: differences to it are not reported")
+    if len({tuple(v) for v in seeds_of.values()}) > 1:
+        notes.append("arms ran different seeds: each arm's metric is the mean over its own seeds")
+    if any(len(v) < 2 for v in seeds_of.values()):
+        notes.append("arms with one seed: intervals cover the held-out rows, not seed-to-seed variation (evaluate.seeds >= 2)")
+    elif all((p == p[0]).all() for p in P.values()):
+        notes.append("every seed gave the same predictions (a deterministic retrain): the intervals are the held-out rows' alone")
+    flipped = int((label_sets["true"] != yg).sum()) if "true" in label_sets else 0
+    truth = {
+        "available": "true" in label_sets,
+        "rows": int(yg.size) if "true" in label_sets else 0,
+        "flipped": flipped,
+        "note": (f"true labels known for all {yg.size} held-out rows; {flipped} given labels differ from them"
+                 if "true" in label_sets else "no true labels for the held-out rows: metrics are against the given labels"),
+    }
+    return {
+        "reference": "baseline",
+        "metrics": list(METRICS),
+        "label_sets": list(label_sets),
+        "bootstrap": {
+            "resamples": int(resamples), "confidence": float(confidence), "seed": int(seed), "rows": int(yg.size),
+            "method": "paired percentile bootstrap over held-out rows; the same resampled rows for every arm, "
+                      "seeds averaged within a resample",
+        },
+        "mcnemar_pooling": MCNEMAR_POOLING,
+        "truth": truth,  # type: ignore[typeddict-item]
+        "arms": arms,
+        "pairs": pairs_typed,
+        "notes": notes,
+    }
 
 
-def _fmt_iv(iv: dict | None, pct: bool = True, signed: bool = False) -> str:
+LABEL_SET_TITLE = {
+    "given": "against the given held-out labels",
+    "true": "against the true held-out labels (injected truth)",
+}
+
+
+def _fmt_iv(iv: dict | None) -> str:
     if iv is None:
         return "-"
-    s = 100.0 if pct else 1.0
-    sign = "+" if signed else ""
-    mark = "*" if iv.get("excludes_zero") else " "
-    return f"{s * iv['mean']:{sign}.2f} [{s * iv['lo']:{sign}.2f}, {s * iv['hi']:{sign}.2f}]{mark if signed else ''}"
+    return f"{100 * iv['mean']:.2f} [{100 * iv['lo']:.2f}, {100 * iv['hi']:.2f}]"
 
 
-def format_summary(summary: dict) -> str:
-    """A fixed-width table of :func:`compare`'s output (percentages; * = interval excludes zero)."""
-    ref = summary["reference"]
-    lines = [
-        f"{'arm':<15} {'seeds':>5} {'train':>7} {'aug':>6}  {'accuracy % [95% CI]':<24} {'vs ' + ref:<26} "
-        f"{'macro-F1 % [95% CI]':<24} {'vs ' + ref:<26} {'ECE %':>6}"
-    ]
-    for a, r in summary["arms"].items():
-        d = r.get("vs_" + ref) or {}
+def _fmt_diff(d: dict | None) -> str:
+    """A difference in points with its interval and what it means: higher / lower / not distinguishable."""
+    if d is None:
+        return "-"
+    return f"{100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}] {d['verdict']}"
+
+
+def format_summary(summary: EvaluationSummary) -> str:
+    """Fixed-width tables of :func:`compare`'s output, one per label set (given, and true when known).
+
+    Percentages; a difference is followed by ``higher`` / ``lower`` when its interval excludes
+    zero, else ``not distinguishable``.
+    """
+    b = summary["bootstrap"]
+    pct = f"{100 * b['confidence']:g}%"
+    lines: list[str] = []
+    for ls in summary["label_sets"]:
+        tag = f"({ls} labels)"
+        title = LABEL_SET_TITLE[ls]
+        if ls == "true":
+            title += f": {summary['truth']['flipped']} of {summary['truth']['rows']} given labels differ"
+        lines.append(f"held-out metrics {title}")
         lines.append(
-            f"{a:<15} {r['n_seeds']:>5} {r.get('train_rows', float('nan')):>7.0f} {r.get('n_augmented', float('nan')):>6.0f}  "
-            f"{_fmt_iv(r['accuracy']):<24} {_fmt_iv(d.get('accuracy'), signed=True):<26} "
-            f"{_fmt_iv(r['macro_f1']):<24} {_fmt_iv(d.get('macro_f1'), signed=True):<26} {100 * r['ece']['mean']:>6.2f}"
+            f"{'arm':<15} {'seeds':>5} {'train':>7} {'aug':>6}  {'accuracy % ' + tag:<26} {'Δ accuracy vs baseline (points)':<44} "
+            f"{'McNemar p':>9}  {'macro-F1 % ' + tag:<26} {'Δ macro-F1 vs baseline':<44} {'ECE %':>6}"
         )
-    for name, p in summary.get("pairs", {}).items():
-        lines.append(f"{name}: accuracy {_fmt_iv(p['accuracy'], signed=True)}  macro-F1 {_fmt_iv(p['macro_f1'], signed=True)}")
-    lines.append("* = the seed-paired 95% interval excludes zero")
+        for a, r in summary["arms"].items():
+            rec = r if ls == "given" else r.get("true_labels")
+            if rec is None:
+                continue
+            d = rec.get("vs_baseline")
+            p = f"{d['mcnemar']['p_value']:.3g}" if d else "-"
+            lines.append(
+                f"{a:<15} {r['n_seeds']:>5} {r.get('train_rows', float('nan')):>7.0f} {r.get('n_augmented', float('nan')):>6.0f}  "
+                f"{_fmt_iv(rec['accuracy']):<26} {_fmt_diff(d['accuracy'] if d else None):<44} {p:>9}  "
+                f"{_fmt_iv(rec['macro_f1']):<26} {_fmt_diff(d['macro_f1'] if d else None):<44} {100 * rec['ece']['mean']:>6.2f}"
+            )
+        for name, pr in summary.get("pairs", {}).items():
+            prec = pr if ls == "given" else pr.get("true_labels")
+            if prec is not None:
+                lines.append(
+                    f"{name} {tag}: accuracy {_fmt_diff(prec['accuracy'])}  macro-F1 {_fmt_diff(prec['macro_f1'])}  "
+                    f"McNemar p {prec['mcnemar']['p_value']:.3g}"
+                )
+        lines.append("")
+    lines.append(
+        f"[{pct} interval]: paired bootstrap over the {b['rows']} held-out rows ({b['resamples']} resamples, seeds averaged "
+        f"within each); a difference is real only when its interval excludes zero (higher / lower), else not distinguishable. "
+        f"McNemar: exact test on per-row correctness, seeds pooled by majority."
+    )
+    if not summary["truth"]["available"]:
+        lines.append("true labels of the held-out rows are not known: metrics are against the given labels")
     lines.extend(f"note: {n}" for n in summary.get("notes", []))
     return "\n".join(lines)
 
@@ -659,7 +779,8 @@ def retrain_many(
 
     Frozen heads run as plain Ray tasks (or TorchTrainer runs with ``oof.frozen_runner: trainer``),
     finetune models as TorchTrainer runs launched from driver threads (as many at once as the
-    cluster holds, or ``evaluate.max_concurrent``), all with the OOF folds' resources. Returns the runs table (:data:`RUNS`).
+    cluster holds, or ``evaluate.max_concurrent``), all with the OOF folds' resources. Returns the runs table (:data:`RUNS`),
+    which keeps each run's held-out predictions (``pred``, ``confidence``) for :func:`compare`.
     """
     import ray
 
@@ -713,6 +834,7 @@ def retrain_many(
                 "n_dropped": info["n_dropped"], "n_relabelled": info["n_relabelled"],
                 "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "ece": m["ece"],
                 "per_class_f1": m["per_class_f1"], "seconds": seconds,
+                "pred": np.asarray(probs).argmax(1).astype(np.int32), "confidence": np.asarray(probs).max(1).astype(np.float32),
             }
         )
     return pa.Table.from_pylist(rows, schema=RUNS)
@@ -727,12 +849,38 @@ def evaluation_fingerprint(cfg: Config, store) -> str:
     return fingerprint_bytes(cfg.section_hash("evaluate", "oof", "seed"), repr(upstream))
 
 
-def run_evaluate(cfg: Config, store, log: Callable[[str], None] = print, *, fingerprint: str | None = None) -> dict[str, Any]:
-    """Retrain every arm x seed, score on the held-out split; write evaluation/runs.parquet + summary.json.
+def heldout_labels(test: pa.Table, test_truth: pa.Table | None) -> tuple[pa.Table, str | None]:
+    """The held-out rows' given labels and, where ``test_truth`` covers them, true labels (:data:`HELDOUT`).
+
+    Returns (table, note): ``true_label`` is filled only when the truth covers *every* held-out
+    row (else it is all null and ``note`` says why); a partial truth is not used.
+    """
+    ids = test.column("id").cast(pa.string()).to_pylist()
+    given = test.column("label").cast(pa.int32())
+    true = pa.nulls(len(ids), pa.int32())
+    note = None
+    if test_truth is not None:
+        _need(test_truth, ["id", "true_label"], "test_truth", "pass test_truth.parquet written by the prepare stage")
+        pos = dict(zip(test_truth.column("id").cast(pa.string()).to_pylist(), test_truth.column("true_label").to_pylist()))
+        covered = sum(1 for i in ids if i in pos)
+        if covered == len(ids):
+            true = pa.array([pos[i] for i in ids], pa.int32())
+        elif covered:
+            note = (f"the injected truth covers {covered} of {len(ids)} held-out rows: metrics are against the given "
+                    "labels only (give a true label for every held-out row to score against the truth)")
+    return pa.table({"id": pa.array(ids, pa.string()), "label": given, "true_label": true}, schema=HELDOUT), note
+
+
+def run_evaluate(cfg: Config, store, log: Callable[[str], None] = print, *, fingerprint: str | None = None) -> EvaluationSummary:
+    """Retrain every arm x seed, score on the held-out split; write evaluation/runs.parquet, heldout.parquet, summary.json.
 
     Reads dataset.parquet, test.parquet, selected.parquet (clean / targeted arms),
     augmented.parquet (targeted arms), augmented_random.parquet (``random``), scores.parquet
-    (``review_as: relabel``), and embeddings.parquet / test_embeddings.parquet (frozen).
+    (``review_as: relabel``), embeddings.parquet / test_embeddings.parquet (frozen), and
+    test_truth.parquet when the prepare stage wrote one (the held-out rows' injected truth: only
+    this stage reads it). ``runs.parquet`` keeps every run's held-out predictions,
+    ``heldout.parquet`` the held-out labels once (given, and true when known), so the summary can
+    be recomputed with :func:`compare`.
     """
     from hardmine.runtime import connect
 
@@ -746,6 +894,9 @@ def run_evaluate(cfg: Config, store, log: Callable[[str], None] = print, *, fing
     arms = list(dict.fromkeys(e.arms))
     dataset = store.read_table("dataset.parquet")
     test = store.read_table("test.parquet")
+    heldout, truth_note = heldout_labels(test, store.read_table("test_truth.parquet") if store.exists("test_truth.parquet") else None)
+    if truth_note:
+        log(f"warning: {truth_note}")
     num_labels = len(store.manifest()["labels"])
     need_sel = any(a != "baseline" for a in arms)
     selected = store.read_table("selected.parquet") if need_sel else None
@@ -788,13 +939,22 @@ def run_evaluate(cfg: Config, store, log: Callable[[str], None] = print, *, fing
     t0 = time.time()
     log(f"retraining {len(sets)} models ({len(arms)} arms x {e.seeds} seeds, backbone {cfg.retrain_backbone})")
     runs = retrain_many(cfg, store, sets, dataset, test, num_labels, fingerprint=fingerprint, log=log)
-    summary = compare(runs)
+    true_col = heldout.column("true_label")
+    summary = compare(
+        runs, heldout.column("label").to_numpy(),
+        y_true=true_col.to_numpy(zero_copy_only=False) if true_col.null_count == 0 else None,
+        num_labels=num_labels, resamples=e.bootstrap, confidence=e.confidence, seed=cfg.seed, ece_bins=e.ece_bins,
+    )
+    if truth_note:
+        summary["truth"]["note"] = truth_note
     summary["seconds"] = time.time() - t0
     summary["test_rows"] = test.num_rows
     summary["aug_ratio"] = e.aug_ratio
     summary["review_as"] = e.review_as
+    summary["backbone"] = cfg.retrain_backbone
     summary["training_sets"] = {a: training_set_info(sets[(a, 0)]) for a in arms}
     store.write_table("evaluation/runs.parquet", runs)
+    store.write_table("evaluation/heldout.parquet", heldout)
     store.write_json("evaluation/summary.json", summary)
     log(f"held-out evaluation on {test.num_rows} rows:\n" + format_summary(summary))
     return summary

@@ -58,7 +58,11 @@ def run_stage(ctx: Context, name: str, fingerprint: str, outputs: list[str], fn:
 
 
 def prepare(ctx: Context) -> dict[str, Any]:
-    """Read + validate the data (or generate the demo set), carve the hold-out: dataset.parquet, test.parquet."""
+    """Read + validate the data (or generate the demo set), carve the hold-out: dataset.parquet, test.parquet.
+
+    With injected truth (the demo, ``data.truth_path``): truth.parquet for the training rows and
+    test_truth.parquet for the held-out rows (only the evaluate stage reads it).
+    """
     cfg, store = ctx.cfg, ctx.store
     d = cfg.data
     if d.demo is not None:
@@ -69,8 +73,9 @@ def prepare(ctx: Context) -> dict[str, Any]:
             if getattr(d, key):
                 inputs[key] = fingerprint_path(getattr(d, key))
     fp = fingerprint_bytes(cfg.section_hash("data", "seed"), repr(sorted(inputs.items())), str(cfg.oof.folds))
-    outputs = ["dataset.parquet"] + (["test.parquet"] if (d.test_path or d.test_size) else []) + (
-        ["truth.parquet"] if (d.demo is not None or d.truth_path) else []
+    has_test, has_truth = bool(d.test_path or d.test_size), d.demo is not None or bool(d.truth_path)
+    outputs = ["dataset.parquet"] + (["test.parquet"] if has_test else []) + (["truth.parquet"] if has_truth else []) + (
+        ["test_truth.parquet"] if has_test and has_truth else []
     )
 
     def _run():
@@ -106,9 +111,23 @@ def prepare(ctx: Context) -> dict[str, Any]:
         store.write_table("dataset.parquet", table)
         if test is not None:
             store.write_table("test.parquet", test)
-        truth_rows = None
+        truth_rows = test_truth_rows = None
         if truth_path:
+            import pyarrow.compute as pc
+
+            # the held-out rows' truth goes to its own file, read only by the evaluate stage: mining
+            # stages (score's detection metrics, the report's label-issue table) see training rows only
             truth = _read_truth(truth_path, labels)
+            if test is not None:
+                is_test = pc.is_in(truth.column("id"), value_set=test.column("id").cast(pa.string()))
+                test_truth, truth = truth.filter(is_test), truth.filter(pc.invert(is_test))
+                store.write_table("test_truth.parquet", test_truth)
+                test_truth_rows = test_truth.num_rows
+                if test_truth_rows:
+                    given = dict(zip(test.column("id").to_pylist(), test.column("label").to_pylist()))
+                    flipped = sum(given[i] != t for i, t in zip(test_truth.column("id").to_pylist(), test_truth.column("true_label").to_pylist()))
+                    ctx.log(f"injected truth: {test_truth_rows} of {test.num_rows} held-out rows have a true label "
+                            f"({flipped} given labels differ from it); the evaluate stage scores against both")
             store.write_table("truth.parquet", truth)
             truth_rows = truth.num_rows
         store.update_manifest(
@@ -126,6 +145,7 @@ def prepare(ctx: Context) -> dict[str, Any]:
             "class_counts": counts,
             "dropped_empty": len(loaded.dropped_ids),
             "truth_rows": truth_rows,
+            "test_truth_rows": test_truth_rows,
         }
 
     return run_stage(ctx, "prepare", fp, outputs, _run)
@@ -137,7 +157,8 @@ def _value_counts(col: pa.ChunkedArray) -> tuple[list, list]:
 
 
 def _read_truth(path: str, labels: list[str]) -> pa.Table:
-    """Injected truth (id, true_label[, is_noisy, is_ambiguous]) for detection precision/recall."""
+    """Injected truth (id, true_label[, is_noisy, is_ambiguous]): detection precision/recall, and the
+    held-out rows' true labels for the evaluate stage (:func:`prepare` splits the two)."""
     from hardmine.data import read_raw
 
     df = read_raw(path)
@@ -349,9 +370,14 @@ def select_stage(ctx: Context) -> dict[str, Any]:
             kw = select_kwargs(cfg, names)
         except ValueError as e:
             raise DataError(str(e)) from None
-        selected, summary = select(
-            scores, ds, hardness_quantile=s.hardness_quantile, p_true_max=s.p_true_max, issue_action=s.issue_action, **kw
-        )
+        # the policy keys live here, not in select_kwargs: the sweep varies the hardness rule only
+        kw.update(policy=s.policy, ambiguous_quantile=s.ambiguous_quantile, class_budget=s.class_budget)
+        try:
+            selected, summary = select(
+                scores, ds, hardness_quantile=s.hardness_quantile, p_true_max=s.p_true_max, issue_action=s.issue_action, **kw
+            )
+        except ValueError as e:  # e.g. policy ambiguous on one-epoch dynamics: a clear refusal, not a traceback
+            raise DataError(f"select: {e}") from None
         store.write_table("selected.parquet", selected)
         quantile = s.hardness_quantile or 0.2
         result = analyze(scores, ds, names, hardness_quantile=quantile, top_pairs=cfg.score.top_pairs, top_tokens=cfg.score.top_tokens, seed=cfg.seed)
@@ -364,6 +390,14 @@ def select_stage(ctx: Context) -> dict[str, Any]:
         ctx.log(format_tables(result, max_rows=10))
         actions = selected.column("action").value_counts().to_pylist()
         ctx.log("selection: " + ", ".join(f"{a['values']} {a['counts']}" for a in actions))
+        if summary.get("data_map"):
+            ctx.log("data map regions: " + ", ".join(f"{k} {v}" for k, v in summary["data_map"]["regions"].items())
+                    + f" (policy {s.policy})")
+        cb = summary.get("class_budget") or {}
+        if cb.get("per_class"):
+            moved = {c: f"{r['uniform_sources']}->{r['sources']}" for c, r in cb["per_class"].items() if r["uniform_sources"] != r["sources"]}
+            ctx.log(f"class budget {cb['mode']}: {cb['allocated']} of {cb['total']} sources placed; per class {moved or 'unchanged'}"
+                    + (f"; {cb['fallback']}" if cb.get("fallback") else ""))
         out = {"actions": {a["values"]: a["counts"] for a in actions}, **{k: v for k, v in summary.items() if k != "actions"}}
         if not summary["actions"].get("augment"):
             from hardmine.augment.explain import no_sources_reason
@@ -373,6 +407,13 @@ def select_stage(ctx: Context) -> dict[str, Any]:
                 _, keep = select(scores, ds, hardness_quantile=s.hardness_quantile, p_true_max=s.p_true_max, issue_action="keep", **kw)
                 n_hard_with_issues = keep["n_hard"]
             out["no_augment_reason"] = no_sources_reason(summary, n_hard_with_issues)
+            if s.policy == "ambiguous" and not summary["n_hard"]:  # no_sources_reason speaks of the hardness rule
+                q = summary["params"]["ambiguous_quantile"]
+                out["no_augment_reason"] = (
+                    f"0 rows to augment: no row outside the {summary['n_label_issues']} label issues is in the ambiguous "
+                    f"region (select.policy=ambiguous, select.ambiguous_quantile={q:g}); raise select.ambiguous_quantile, "
+                    "set select.issue_action: keep, or use select.policy: hardness"
+                )
             ctx.log(f"selection: {out['no_augment_reason']}")
         return out
 
@@ -508,13 +549,14 @@ def augment(ctx: Context) -> dict[str, Any]:
 
 
 def evaluate_stage(ctx: Context) -> dict[str, Any]:
-    """Retrain the arms (baseline, clean, targeted, clean+targeted, random) over seeds; held-out metrics."""
+    """Retrain the arms (baseline, clean, targeted, clean+targeted, random) over seeds; held-out metrics
+    with paired-bootstrap intervals, against the given labels and, with injected truth, the true ones."""
     cfg, store = ctx.cfg, ctx.store
     if not store.exists("test.parquet"):
         ctx.log("[evaluate] skipped: no held-out split (set data.test_size or data.test_path)")
         return {}
     fp = fingerprint_bytes(ctx.fingerprint("augment"), cfg.section_hash("evaluate", "oof", "seed"))
-    outputs = ["evaluation/runs.parquet", "evaluation/summary.json"]
+    outputs = ["evaluation/runs.parquet", "evaluation/heldout.parquet", "evaluation/summary.json"]
 
     def _run():
         from hardmine.evaluate import run_evaluate
@@ -525,24 +567,31 @@ def evaluate_stage(ctx: Context) -> dict[str, Any]:
 
 
 def sweep_stage(ctx: Context) -> dict[str, Any]:
-    """Ray Tune over threshold x aug_ratio x issue_action, trials subsampling one augmentation pool."""
+    """Ray Tune over threshold x aug_ratio x issue_action, each cell over seeds, trials subsampling one
+    augmentation pool; chosen on a validation split carved from the training rows, confirmed once on test."""
     cfg, store = ctx.cfg, ctx.store
     if not cfg.sweep.enabled or not store.exists("test.parquet"):
         ctx.log("[sweep] skipped: " + ("sweep.enabled is false" if not cfg.sweep.enabled else "no held-out split"))
         return {}
     sw = cfg.sweep
-    fp = fingerprint_bytes(ctx.fingerprint("augment"), cfg.section_hash("sweep", "select", "augment", "oof", "seed"))
-    outputs = ["sweep/pool.parquet", "sweep/results.parquet", "sweep/best.json"]
+    e = cfg.evaluate
+    retrain = {"epochs": e.epochs, "ece_bins": e.ece_bins, "bootstrap": e.bootstrap, "confidence": e.confidence, "backbone": e.backbone}
+    fp = fingerprint_bytes(ctx.fingerprint("augment"), cfg.section_hash("sweep", "select", "augment", "oof", "seed"), repr(sorted(retrain.items())))
+    outputs = ["sweep/pool.parquet", "sweep/results.parquet", "sweep/validation.parquet", "sweep/confirmation.parquet", "sweep/best.json"]
 
     def _run():
         from hardmine.runtime import connect
         from hardmine.select import select
-        from hardmine.sweep import run_sweep, select_kwargs
+        from hardmine.sweep import run_sweep, select_kwargs, validation_split
 
+        labels = store.manifest()["labels"]
+        # a validation split too small for the classes is refused before the pool is generated or anything trains
+        validation_split(store.read_table("dataset.parquet", columns=["id", "label"]), sw.validation_size, cfg.seed, labels)
         connect(cfg, ctx.log)
         if not store.is_done("sweep_pool", fp, ["sweep/pool.parquet"]):
-            # one pool at the largest budget, from the most permissive selection (issue rows kept as sources)
-            kw = select_kwargs(cfg, store.manifest()["labels"])
+            # one pool at the largest budget, from the most permissive selection (issue rows kept as sources), over
+            # every training row: the trials leave out the variants of validation rows, the confirmation uses them all
+            kw = select_kwargs(cfg, labels)
             kw.update({"issue_action": "keep", "hardness_quantile": None, "p_true_max": None})
             kw[sw.threshold] = max(sw.thresholds)
             selected, _ = select(store.read_table("scores.parquet"), store.read_table("dataset.parquet"), **kw)
@@ -551,7 +600,15 @@ def sweep_stage(ctx: Context) -> dict[str, Any]:
             pool_summary = _augment_to_store(ctx, "sweep/selected_pool.parquet", "sweep/pool.parquet", budget, cfg.seed + 2)
             store.mark("sweep_pool", "done", fingerprint=fp, summary=pool_summary)
         results = run_sweep(cfg, store, store.read_table("sweep/pool.parquet"), ctx.log, fingerprint=fp)
-        return {"trials": results.num_rows, "best": store.read_json("sweep/best.json")}
+        best = store.read_json("sweep/best.json")
+        b, conf = best["best"], best["confirmation"]
+        return {
+            "rows": results.num_rows, "trials": best["trials"], "validation_rows": best["selection"]["rows"],
+            "chosen": None if b is None else {k: b[k] for k in ("key", "threshold_kind", "threshold", "aug_ratio", "issue_action", "no_action")},
+            "validation_diff": None if b is None or b["no_action"] else b["vs_baseline"][sw.metric],
+            "test_verdict": None if conf is None else conf.get("verdict", "baseline chosen"),
+            "test_verdict_true_labels": None if conf is None else conf.get("verdict_true_labels"),
+        }
 
     return run_stage(ctx, "sweep", fp, outputs, _run)
 

@@ -8,7 +8,9 @@ no JavaScript and no external asset, so the file can be mailed or opened offline
 Pure helpers (tables in, dicts/tables/PNG bytes out) sit next to the renderer:
 :func:`augmentation_funnel`, :func:`label_issue_rows`, :func:`arm_rows`, :func:`sweep_grid`,
 :func:`arm_errorbar_png`, :func:`sweep_heatmap_png`. Every piece of user data (texts, class
-names, ids, error messages) is HTML-escaped.
+names, ids, error messages) is HTML-escaped. The JSON summaries (evaluation/summary.json,
+sweep/best.json, label_quality.json) are read through their contracts in
+:mod:`hardmine.summaries`; a file that does not match is reported in its section.
 """
 from __future__ import annotations
 
@@ -25,7 +27,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hardmine.stats import METRICS
 from hardmine.store import MANIFEST, RunStore, split_uri
+from hardmine.summaries import (
+    EvaluationSummary,
+    read_evaluation_summary,
+    read_label_quality,
+    read_sweep_best,
+)
 
 #: (anchor, heading) of every section, in page order.
 SECTIONS = (
@@ -56,7 +65,6 @@ REASON_STEP = {
     "near_duplicate_variant": "near_duplicate",
 }
 AUGMENTED_NEED = ("method", "kept", "reject_reason", "error")
-SWEEP_NEED = ("threshold", "aug_ratio", "issue_action")
 
 
 # =========================================================================== pure helpers
@@ -226,98 +234,82 @@ def label_issue_rows(
     return pa.table(cols)
 
 
-def _interval(v: Any) -> dict | None:
-    """{mean, lo, hi, excludes_zero} from a dict, a bare number or None (missing parts -> None)."""
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return {"mean": float(v), "lo": None, "hi": None, "excludes_zero": None}
-    if isinstance(v, dict):
-        def num(*keys):
-            for k in keys:
-                x = v.get(k)
-                if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
-                    return float(x)
-            return None
+def arm_rows(summary: EvaluationSummary, label_set: str = "given") -> list[dict]:
+    """One dict per arm of a (validated) evaluation summary, baseline first, against ``label_set``.
 
-        mean = num("mean", "value", "estimate")
-        if mean is None:
-            return None
-        ez = v.get("excludes_zero")
-        return {"mean": mean, "lo": num("lo", "low", "lower"), "hi": num("hi", "high", "upper"),
-                "excludes_zero": bool(ez) if isinstance(ez, bool) else None}
-    return None
-
-
-def arm_rows(summary: Any, metrics: Sequence[str] = ("accuracy", "macro_f1", "ece")) -> list[dict]:
-    """Normalise ``evaluation/summary.json`` into one dict per arm (baseline first).
-
-    Accepts ``{"arms": {arm: {...}}}``, ``{"arms": [{"arm": ..., ...}]}`` or a bare
-    ``{arm: {...}}`` mapping. Each row: ``arm``, ``{metric: interval or None}``, ``diff``
-    (``{metric: interval}`` from ``diff_vs_baseline``) and ``extra`` (other scalar fields).
+    ``label_set``: ``given`` (the held-out labels as loaded) or ``true`` (injected truth; only when
+    the summary has it). Each row: ``arm``, ``n_seeds``, ``train_rows``, ``n_augmented``,
+    ``accuracy`` / ``macro_f1`` / ``ece`` (:class:`~hardmine.summaries.Interval`), ``diff``
+    ({metric: :class:`~hardmine.summaries.Difference`}, empty for baseline) and ``mcnemar``.
     """
-    if not isinstance(summary, dict):
-        raise ValueError(f"evaluation/summary.json must hold a JSON object, got {type(summary).__name__}")
-    arms = summary.get("arms", summary if all(isinstance(v, dict) for v in summary.values()) and summary else None)
-    if isinstance(arms, list):
-        arms = {str(a.get("arm", i)): a for i, a in enumerate(arms) if isinstance(a, dict)}
-    if not isinstance(arms, dict) or not arms:
-        raise ValueError(
-            "evaluation/summary.json has no 'arms' mapping ({arm: {accuracy: {mean, lo, hi}, ...}}); "
-            "re-run the evaluate stage"
-        )
+    if label_set not in summary["label_sets"]:
+        raise ValueError(f"the evaluation summary has no metrics against the {label_set} labels (it has {summary['label_sets']})")
+    arms = summary["arms"]
     names = [a for a in ARM_ORDER if a in arms] + sorted(a for a in arms if a not in ARM_ORDER)
     rows = []
     for a in names:
-        rec = arms[a] if isinstance(arms[a], dict) else {}
-        diff_src = rec.get("diff_vs_baseline") or {}
-        diff = {m: _interval(diff_src.get(m)) for m in metrics} if isinstance(diff_src, dict) else {}
-        extra = {
-            k: v for k, v in rec.items()
-            if k not in metrics and k != "diff_vs_baseline" and k != "arm"
-            and (isinstance(v, (int, float, str)) or v is None)
-        }
-        rows.append({"arm": str(a), **{m: _interval(rec.get(m)) for m in metrics}, "diff": diff, "extra": extra})
+        r = arms[a]
+        rec = r if label_set == "given" else r["true_labels"]
+        vs = rec.get("vs_baseline")
+        rows.append({
+            "arm": a, "n_seeds": r["n_seeds"], "train_rows": r.get("train_rows"), "n_augmented": r.get("n_augmented"),
+            **{m: rec[m] for m in METRICS},
+            "diff": {m: vs[m] for m in METRICS} if vs else {},
+            "mcnemar": vs["mcnemar"] if vs else None,
+        })
     return rows
 
 
-def sweep_grid(results: pa.Table, metric: str = "accuracy") -> dict:
-    """Mean ``metric`` per (issue_action, threshold, aug_ratio) of a sweep results table.
+def sweep_grid(best: dict, metric: str | None = None) -> dict:
+    """The sweep's cells on the validation split as (issue_action, threshold, aug_ratio) arrays.
 
-    Returns ``actions``, ``thresholds``, ``ratios`` (sorted), ``mean`` and ``count`` arrays of
-    shape (actions, thresholds, ratios) (NaN / 0 where no trial finished) and ``failed`` (rows
-    whose metric is null or NaN).
+    ``best``: sweep/best.json (:class:`hardmine.summaries.SweepBest`). Returns ``actions``,
+    ``thresholds``, ``ratios`` (sorted) and arrays of shape (actions, thresholds, ratios): ``diff``,
+    ``lo``, ``hi`` (the cell minus the baseline in ``metric``, default the sweep's, with its
+    paired-bootstrap interval; NaN where no cell finished), ``marked`` (the interval excludes
+    zero), ``value`` (the cell's own mean), ``seeds`` and ``shared`` (the cell reuses another
+    cell's runs); ``chosen``: the chosen cell's index or None (the baseline, or nothing, chosen).
     """
-    _require(results, (*SWEEP_NEED, metric), "sweep results", "pass sweep/results.parquet written by the sweep stage")
-    act = _str_col(results, "issue_action", "(none)").astype(str)
-    thr = pc.fill_null(results.column("threshold").cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
-    rat = pc.fill_null(results.column("aug_ratio").cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
-    val = pc.fill_null(results.column(metric).cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
-    bad = np.flatnonzero(~np.isfinite(thr) | ~np.isfinite(rat))
-    if bad.size:
-        raise ValueError(f"sweep results rows {bad[:5].tolist()} have no threshold/aug_ratio; re-run the sweep stage")
-    ok = np.isfinite(val)
-    actions, ai = np.unique(act, return_inverse=True)
-    thresholds, ti = np.unique(thr, return_inverse=True)
-    ratios, ri = np.unique(rat, return_inverse=True)
+    sb = read_sweep_best(best)
+    metric = metric or sb["metric"]
+    if metric not in ("accuracy", "macro_f1", "ece"):
+        raise ValueError(f"metric must be accuracy, macro_f1 or ece, got {metric!r}")
+    cells = [c for c in sb["configs"] if not c["no_action"]]
+    actions = sorted({c["issue_action"] for c in cells})
+    thresholds = sorted({float(c["threshold"]) for c in cells})
+    ratios = sorted({float(c["aug_ratio"]) for c in cells})
     shape = (len(actions), len(thresholds), len(ratios))
-    total = np.zeros(shape)
-    count = np.zeros(shape, dtype=np.int64)
-    np.add.at(total, (ai[ok], ti[ok], ri[ok]), val[ok])
-    np.add.at(count, (ai[ok], ti[ok], ri[ok]), 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    return {
-        "metric": metric,
-        "actions": [str(a) for a in actions],
-        "thresholds": thresholds.tolist(),
-        "ratios": ratios.tolist(),
-        "mean": mean,
-        "count": count,
-        "failed": int((~ok).sum()),
-    }
+    out = {k: np.full(shape, np.nan) for k in ("diff", "lo", "hi", "value")}
+    marked = np.zeros(shape, dtype=bool)
+    seeds = np.zeros(shape, dtype=np.int64)
+    shared = np.zeros(shape, dtype=bool)
+    chosen = None
+    b = sb["best"]
+    for c in cells:
+        i = (actions.index(c["issue_action"]), thresholds.index(float(c["threshold"])), ratios.index(float(c["aug_ratio"])))
+        d = (c.get("vs_baseline") or {}).get(metric)
+        if d is not None:
+            out["diff"][i], out["lo"][i], out["hi"][i] = d["mean"], d["lo"], d["hi"]
+            marked[i] = bool(d["excludes_zero"])
+        out["value"][i] = c[metric]["mean"]
+        seeds[i] = c["n_seeds"]
+        shared[i] = c.get("same_as") is not None
+        if b is not None and not b["no_action"] and b["key"] == c["key"]:
+            chosen = i
+    return {"metric": metric, "actions": actions, "thresholds": thresholds, "ratios": ratios, **out, "marked": marked,
+            "seeds": seeds, "shared": shared, "chosen": chosen,
+            "baseline": (sb["baseline"] or {}).get(metric) if sb["baseline"] else None}
+
+
+def sweep_cell_labels(grid: dict) -> np.ndarray:
+    """The text of every heat-map cell: Δ in points, ``*`` when its interval excludes zero, the interval below."""
+    labels = np.full(grid["diff"].shape, "", dtype=object)
+    for i in np.ndindex(grid["diff"].shape):
+        d = grid["diff"][i]
+        if np.isfinite(d):
+            labels[i] = (f"{100 * d:+.1f}{'*' if grid['marked'][i] else ''}\n"
+                         f"[{100 * grid['lo'][i]:+.1f}, {100 * grid['hi'][i]:+.1f}]")
+    return labels
 
 
 # --------------------------------------------------------------------------- PNG plots (in memory)
@@ -331,27 +323,29 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def arm_errorbar_png(summary: Any, metrics: Sequence[str] = ("accuracy", "macro_f1")) -> bytes:
-    """Error bars (mean and 95% interval over seeds) per arm, one panel per metric present."""
+def arm_errorbar_png(summary: EvaluationSummary, metrics: Sequence[str] = ("accuracy", "macro_f1"), label_set: str | None = None) -> bytes:
+    """Error bars (mean over seeds, paired-bootstrap interval over held-out rows) per arm, one panel per metric.
+
+    ``label_set``: ``given`` or ``true``; default: the true labels when the summary has them.
+    """
     from hardmine.plots import _figure, _short, _style
 
-    rows = arm_rows(summary, metrics=tuple(metrics))
-    shown = [m for m in metrics if any(r[m] is not None for r in rows)]
-    if not shown:
-        raise ValueError(f"evaluation/summary.json has none of the metrics {list(metrics)} for any arm")
+    label_set = label_set or ("true" if "true" in summary["label_sets"] else "given")
+    rows = arm_rows(summary, label_set)
+    shown = list(metrics)
+    unknown = [m for m in shown if m not in METRICS]
+    if unknown or not shown:
+        raise ValueError(f"metrics must be some of {list(METRICS)}, got {list(metrics)}")
     labels = [_short(r["arm"], 16) for r in rows]
     x = np.arange(len(rows))
     with _style():
         fig = _figure(max(5.0, 1.3 * len(rows) * len(shown) + 1.5), 3.8)
         axes = fig.subplots(1, len(shown), squeeze=False)[0]
         for ax, m in zip(axes, shown):
-            base = next((r[m] for r in rows if r["arm"] == "baseline" and r[m] is not None), None)
+            base = next((r[m] for r in rows if r["arm"] == "baseline"), None)
             for i, r in enumerate(rows):
                 iv = r[m]
-                if iv is None:
-                    continue
-                lo = iv["mean"] - iv["lo"] if iv["lo"] is not None else 0.0
-                hi = iv["hi"] - iv["mean"] if iv["hi"] is not None else 0.0
+                lo, hi = iv["mean"] - iv["lo"], iv["hi"] - iv["mean"]
                 color = "0.35" if r["arm"] == "baseline" else f"C{i % 10}"
                 ax.errorbar([x[i]], [iv["mean"]], yerr=[[max(lo, 0.0)], [max(hi, 0.0)]], fmt="o", capsize=5,
                             color=color, markersize=6, linewidth=1.5)
@@ -362,44 +356,53 @@ def arm_errorbar_png(summary: Any, metrics: Sequence[str] = ("accuracy", "macro_
                 ax.legend(fontsize=7, loc="best", frameon=False)
             ax.set_xticks(x, labels, rotation=20, ha="right")
             ax.set_xlim(-0.6, len(rows) - 0.4)
-            ax.set_ylabel(f"held-out {m}")
-            ax.set_title(f"{m} per arm (mean, 95% interval)")
+            ax.set_ylabel(f"held-out {m} ({label_set} labels)")
+            ax.set_title(f"{m} per arm, {label_set} labels (mean, {100 * summary['bootstrap']['confidence']:g}% interval)")
         return _png(fig)
 
 
-def sweep_heatmap_png(results: pa.Table, metric: str = "accuracy", *, threshold_name: str = "threshold") -> bytes:
-    """Heat-map threshold x aug_ratio -> mean held-out ``metric``, one panel per issue_action."""
+def sweep_heatmap_png(best: dict, metric: str | None = None, *, threshold_name: str | None = None) -> bytes:
+    """Heat-map threshold x aug_ratio -> Δ ``metric`` vs the baseline (no action) on the validation split, one
+    panel per issue_action: diverging colours centred on zero and spanning the intervals, ``*``, full
+    colour and a black frame where the interval excludes zero (the others faded), the chosen cell
+    outlined in orange."""
     from hardmine.plots import _figure, _short, _style
 
-    g = sweep_grid(results, metric)
-    mean, count = g["mean"], g["count"]
-    a, t, r = mean.shape
-    finite = mean[np.isfinite(mean)]
-    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    if vmax <= vmin:
-        vmin, vmax = vmin - 1e-3, vmax + 1e-3
-    best = np.unravel_index(np.nanargmax(np.where(np.isfinite(mean), mean, -np.inf)), mean.shape) if finite.size else None
+    g = sweep_grid(best, metric)
+    threshold_name = threshold_name or next((c["threshold_kind"] for c in best["configs"] if not c["no_action"]), "threshold")
+    diff = 100 * g["diff"]
+    labels = sweep_cell_labels(g)
+    a, t, r = diff.shape
+    # colours span the intervals, not just the means: a difference smaller than its noise stays pale
+    bounds = 100 * np.concatenate([g["lo"][np.isfinite(g["lo"])], g["hi"][np.isfinite(g["hi"])]])
+    span = float(np.abs(bounds).max()) if bounds.size else 1.0
+    span = span if span > 0 else 1.0
     with _style():
         import matplotlib
 
-        cmap = matplotlib.colormaps["viridis"].copy()
-        cmap.set_bad("0.9")
-        panel = max(2.8, 0.75 * r + 1.6)
-        fig = _figure(panel * a + 1.2, max(2.8, 0.5 * t + 1.6))
-        axes = fig.subplots(1, a, squeeze=False)[0]
+        cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="0.9")
+        panel = max(3.0, 0.95 * r + 1.6)
+        fig = _figure(panel * max(a, 1) + 1.4, max(3.0, 0.7 * t + 1.9))
+        axes = fig.subplots(1, max(a, 1), squeeze=False)[0]
         im = None
         for k, ax in enumerate(axes):
-            im = ax.imshow(np.ma.masked_invalid(mean[k]), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", origin="lower")
+            if k >= a:
+                ax.text(0.5, 0.5, "no finished cell", ha="center", va="center", transform=ax.transAxes)
+                continue
+            im = ax.imshow(np.ma.masked_invalid(diff[k]), cmap=cmap, vmin=-span, vmax=span, aspect="auto", origin="lower",
+                           alpha=np.where(g["marked"][k], 1.0, 0.45))  # not distinguishable from the baseline: faded
             for i in range(t):
                 for j in range(r):
-                    if count[k, i, j]:
-                        v = mean[k, i, j]
-                        txt = f"{v:.3f}" + (f"\nn={count[k, i, j]}" if count[k, i, j] > 1 else "")
-                        ax.text(j, i, txt, ha="center", va="center", fontsize=7,
-                                color="black" if v > vmin + 0.6 * (vmax - vmin) else "white")
-            if best is not None and best[0] == k:
-                ax.add_patch(matplotlib.patches.Rectangle((best[2] - 0.5, best[1] - 0.5), 1, 1, fill=False,
-                                                          edgecolor="crimson", linewidth=2.0))
+                    if labels[k, i, j]:
+                        strong = g["marked"][k, i, j] and abs(diff[k, i, j]) > 0.6 * span
+                        ax.text(j, i, labels[k, i, j], ha="center", va="center", fontsize=7,
+                                fontweight="bold" if g["marked"][k, i, j] else "normal", color="white" if strong else "black")
+                    if g["marked"][k, i, j]:
+                        ax.add_patch(matplotlib.patches.Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False,
+                                                                  edgecolor="black", linewidth=1.2))
+            if g["chosen"] is not None and g["chosen"][0] == k:
+                ax.add_patch(matplotlib.patches.Rectangle((g["chosen"][2] - 0.5, g["chosen"][1] - 0.5), 1, 1, fill=False,
+                                                          edgecolor="orange", linewidth=3.0))
             ax.set_xticks(np.arange(r), [f"{x:g}" for x in g["ratios"]])
             ax.set_yticks(np.arange(t), [f"{x:g}" for x in g["thresholds"]])
             ax.set_xlabel("aug_ratio")
@@ -407,8 +410,10 @@ def sweep_heatmap_png(results: pa.Table, metric: str = "accuracy", *, threshold_
                 ax.set_ylabel(threshold_name)
             ax.set_title(f"issue_action = {_short(g['actions'][k], 18)}")
             ax.spines[["top", "right"]].set_visible(True)
-        fig.colorbar(im, ax=list(axes), shrink=0.85, label=f"mean held-out {metric}")
-        fig.suptitle(f"Sweep: mean held-out {metric} (best outlined)")
+        if im is not None:
+            fig.colorbar(im, ax=list(axes), shrink=0.85, label=f"Δ validation {g['metric']} vs baseline (points)")
+        fig.suptitle(f"Sweep on the validation split: Δ {g['metric']} vs baseline (no action), points [interval]\n"
+                     "* framed = interval excludes 0 (others faded); orange = chosen", fontsize=9)
         return _png(fig)
 
 
@@ -446,16 +451,21 @@ def _pct(v: Any) -> _Html:
     return _Html("–" if v is None else f"{100 * float(v):.1f}%")
 
 
-def _ci(iv: dict | None, signed: bool = False) -> _Html:
+def _ci(iv: dict | None) -> _Html:
+    """A metric with its interval: ``0.8000 [0.7800, 0.8200]``."""
     if iv is None:
         return _Html("–")
-    f = "{:+.4f}" if signed else "{:.4f}"
-    s = f.format(iv["mean"])
-    if iv.get("lo") is not None and iv.get("hi") is not None:
-        s += f" <span class=muted>[{f.format(iv['lo'])}, {f.format(iv['hi'])}]</span>"
-    if iv.get("excludes_zero") is True:
-        s += " <span class=badge>≠0</span>"
-    return _Html(s)
+    return _Html(f"{iv['mean']:.4f} <span class=muted>[{iv['lo']:.4f}, {iv['hi']:.4f}]</span>")
+
+
+def _diff(d: dict | None) -> _Html:
+    """A difference with its interval and what it means: ``≠0`` (higher / lower) or "not distinguishable"."""
+    if d is None:
+        return _Html("–")
+    s = f"{d['mean']:+.4f} <span class=muted>[{d['lo']:+.4f}, {d['hi']:+.4f}]</span> "
+    if d["excludes_zero"]:
+        return _Html(s + f"<span class=badge>≠0</span> {html.escape(d['verdict'])}")
+    return _Html(s + "<span class=muted>not distinguishable</span>")
 
 
 def _trunc(s: Any, n: int = 300) -> Any:
@@ -612,7 +622,9 @@ def _dataset(run: _Run, max_classes: int = 60, **_) -> str:
                 ("held-out rows", s.get("test_rows")),
                 ("classes", s.get("classes")),
                 ("rows dropped (empty text)", s.get("dropped_empty")),
-                ("rows with injected truth", s.get("truth_rows") if s.get("truth_rows") is not None else _SKIP),
+                ("training rows with injected truth", s.get("truth_rows") if s.get("truth_rows") is not None else _SKIP),
+                ("held-out rows with injected truth (read by evaluate only)",
+                 s.get("test_truth_rows") if s.get("test_truth_rows") is not None else _SKIP),
             ]
         )
     ]
@@ -771,21 +783,22 @@ def _label_issues(run: _Run, top_issues: int = 50, **_) -> str:
     scores = run.table("scores.parquet", columns=cols)
     n = scores.num_rows
     n_flag = int(_bool_col(scores, "is_label_issue").sum()) if "is_label_issue" in scores.column_names else 0
-    lq = run.json("label_quality.json")
+    raw_lq = run.json("label_quality.json")
+    lq = read_label_quality(raw_lq) if raw_lq is not None else None
     parts = []
     pairs: list[tuple[str, Any]] = [("rows scored", n), ("flagged as label issues", _Html(f"{n_flag:,} ({_pct(n_flag / n if n else 0)})"))]
-    if isinstance(lq, dict):
+    if lq is not None:
         pairs += [
-            ("estimated wrong labels (cleanlab confident joint)", lq.get("estimated_label_errors")),
-            ("estimated wrong-label fraction", _pct(lq.get("estimated_label_error_fraction"))),
-            ("issue filter", (lq.get("label_issues") or {}).get("filter_used") if isinstance(lq.get("label_issues"), dict) else None),
+            ("estimated wrong labels (cleanlab confident joint)", lq["estimated_label_errors"]),
+            ("estimated wrong-label fraction", _pct(lq["estimated_label_error_fraction"])),
+            ("issue filter", lq["label_issues"]["filter_used"] if "label_issues" in lq else _SKIP),
         ]
     parts.append(_kv(pairs))
-    det = lq.get("detection") if isinstance(lq, dict) else None
+    det = lq.get("detection") if lq is not None else None
     parts.append(_h3("Detection against the injected truth"))
-    if isinstance(det, dict):
+    if det is not None:
         parts.append(_table(["precision", "recall", "F1", "true positives", "false positives", "false negatives"],
-                            [[det.get("precision"), det.get("recall"), det.get("f1"), det.get("tp"), det.get("fp"), det.get("fn")]]))
+                            [[det["precision"], det["recall"], det["f1"], det["tp"], det["fp"], det["fn"]]]))
     elif lq is None:
         parts.append(run.missing("label_quality.json", "score"))
     else:
@@ -808,13 +821,12 @@ def _label_issues(run: _Run, top_issues: int = 50, **_) -> str:
         out.append(row)
     parts.append(_table(header, out))
 
-    if isinstance(lq, dict) and isinstance(lq.get("per_class"), list):
-        pc_rows = [r for r in lq["per_class"] if isinstance(r, dict)]
-        pc_rows.sort(key=lambda r: -(r.get("estimated_noise_rate") or 0))
+    if lq is not None:
+        pc_rows = sorted(lq["per_class"], key=lambda r: -r["estimated_noise_rate"])
         parts.append(_table(
             ["class", "rows", "estimated noise rate", "estimated mislabeled", "flagged"],
-            [[_text(r.get("name"), 60), r.get("count"), _pct(r.get("estimated_noise_rate")), r.get("estimated_mislabeled"),
-              r.get("n_flagged")] for r in pc_rows[:30]],
+            [[_text(r["name"], 60), r["count"], _pct(r["estimated_noise_rate"]), r["estimated_mislabeled"],
+              r["n_flagged"]] for r in pc_rows[:30]],
             more=len(pc_rows) - 30, caption="estimated label noise per class (cleanlab), noisiest first",
         ))
     return "".join(parts)
@@ -921,68 +933,157 @@ def _augmentation(run: _Run, max_examples: int = 6, **_) -> str:
     return "".join(parts)
 
 
-def _arms(run: _Run, **_) -> str:
-    summary = run.json("evaluation/summary.json")
-    if summary is None:
-        return run.missing("evaluation/summary.json", "evaluate")
-    rows = arm_rows(summary)
-    extra_keys = sorted({k for r in rows for k in r["extra"]})
-    header = ["arm", "accuracy [95% interval]", "macro-F1", "ECE", "Δ accuracy vs baseline", "Δ macro-F1 vs baseline"] + extra_keys
+#: how each set of held-out labels is named on the page
+LABEL_SET_NAME = {"given": "given labels", "true": "true labels"}
+
+
+def _arm_table(summary: EvaluationSummary, label_set: str) -> _Html:
+    tag = LABEL_SET_NAME[label_set]
+    pct = f"{100 * summary['bootstrap']['confidence']:g}%"
+    header = ["arm", "seeds", "train rows", "augmented", f"accuracy ({tag}) [{pct} interval]", f"Δ accuracy vs baseline ({tag})",
+              "McNemar p", f"macro-F1 ({tag})", f"Δ macro-F1 vs baseline ({tag})", f"ECE ({tag})"]
     body = []
-    for r in rows:
+    for r in arm_rows(summary, label_set):
         base = r["arm"] == "baseline"
         body.append([
-            _Html(f"<b>{html.escape(r['arm'])}</b>") if base else r["arm"],
-            _ci(r["accuracy"]), _ci(r["macro_f1"]), _ci(r["ece"]),
-            "–" if base else _ci(r["diff"].get("accuracy"), signed=True),
-            "–" if base else _ci(r["diff"].get("macro_f1"), signed=True),
-        ] + [r["extra"].get(k) for k in extra_keys])
-    parts = [_table(header, body, caption="held-out metrics per arm: mean over seeds [95% interval]; "
-                                          "≠0 marks a difference whose interval excludes zero")]
-    scalars = [(k, v) for k, v in summary.items() if k != "arms" and isinstance(v, (int, float, str)) and not isinstance(v, bool)]
-    if scalars:
-        parts.insert(0, _kv(scalars))
-    if any(r["accuracy"] is not None for r in rows):
-        parts.append(_img(arm_errorbar_png(summary), "held-out accuracy per arm with 95% intervals"))
+            _Html(f"<b>{html.escape(r['arm'])}</b>") if base else r["arm"], r["n_seeds"], r["train_rows"], r["n_augmented"],
+            _ci(r["accuracy"]), "–" if base else _diff(r["diff"]["accuracy"]),
+            "–" if r["mcnemar"] is None else _Html(f"{r['mcnemar']['p_value']:.3g} <span class=muted>"
+                                                   f"({r['mcnemar']['only_arm_correct']}:{r['mcnemar']['only_reference_correct']})</span>"),
+            _ci(r["macro_f1"]), "–" if base else _diff(r["diff"]["macro_f1"]), _ci(r["ece"]),
+        ])
+    caption = (f"held-out metrics per arm against the {tag}: mean over seeds [{pct} paired-bootstrap interval over held-out rows]; "
+               "a Δ marked ≠0 has an interval that excludes zero, any other is not distinguishable from baseline; "
+               "McNemar p (rows only this arm got right : rows only baseline got right)")
+    return _table(header, body, caption=caption)
+
+
+def _arms(run: _Run, **_) -> str:
+    raw = run.json("evaluation/summary.json")
+    if raw is None:
+        return run.missing("evaluation/summary.json", "evaluate")
+    summary = read_evaluation_summary(raw)
+    b, truth = summary["bootstrap"], summary["truth"]
+    labels_note = (
+        f"given and true (injected truth: {truth['flipped']:,} of {truth['rows']:,} given held-out labels differ from the true ones)"
+        if truth["available"] else "given labels only (" + truth["note"] + ")"
+    )
+    parts = [_kv([
+        ("held-out rows", b["rows"]),
+        ("held-out labels scored against", labels_note),
+        ("seeds per arm", ", ".join(sorted({str(a["n_seeds"]) for a in summary["arms"].values()}))),
+        ("intervals", f"{100 * b['confidence']:g}%, paired bootstrap over held-out rows ({b['resamples']:,} resamples; "
+                      "the same rows for every arm, seeds averaged)"),
+        ("McNemar test", summary["mcnemar_pooling"]),
+        ("retrained model", summary.get("backbone", _SKIP)),
+        ("aug_ratio", summary.get("aug_ratio", _SKIP)),
+        ("review rows in the clean arms", summary.get("review_as", _SKIP)),
+        ("seconds", summary.get("seconds", _SKIP)),
+    ])]
+    for ls in summary["label_sets"]:
+        title = ("Against the given held-out labels" if ls == "given"
+                 else "Against the true held-out labels (injected truth)")
+        parts.append(_h3(title))
+        if ls == "true":
+            parts.append(_p(f"{truth['flipped']:,} of the {truth['rows']:,} given held-out labels differ from the injected truth: "
+                            "a model that learns the true labels is scored down by the given ones. These numbers use the true labels.",
+                            "muted"))
+        parts.append(_arm_table(summary, ls))
+    pair_rows = []
+    for name, pr in summary["pairs"].items():
+        for ls in summary["label_sets"]:
+            rec = pr if ls == "given" else pr.get("true_labels")
+            if rec is not None:
+                pair_rows.append([name, LABEL_SET_NAME[ls], _diff(rec["accuracy"]), _diff(rec["macro_f1"]),
+                                  f"{rec['mcnemar']['p_value']:.3g}"])
+    if pair_rows:
+        parts.append(_table(["pair", "labels", "Δ accuracy", "Δ macro-F1", "McNemar p"], pair_rows,
+                            caption="other paired differences (e.g. targeted augmentation against the random control at the same budget)"))
+    for n in summary["notes"]:
+        parts.append(_p(f"note: {n}", "muted"))
+    ls = "true" if truth["available"] else "given"
+    parts.append(_img(arm_errorbar_png(summary, label_set=ls), f"held-out accuracy per arm ({LABEL_SET_NAME[ls]}) with intervals"))
     return "".join(parts)
 
 
+def _sweep_conf_rows(conf: dict, metric: str) -> list[list]:
+    rows = []
+    for ls in conf["label_sets"]:
+        for arm in ("baseline", "chosen"):
+            a = conf["arms"].get(arm)
+            if a is None:
+                continue
+            rec = a if ls == "given" else a.get("true_labels")
+            if rec is None:
+                continue
+            vs = rec.get("vs_baseline")
+            rows.append([
+                _Html("<b>baseline</b> (no action)") if arm == "baseline" else "chosen", LABEL_SET_NAME[ls], a["n_seeds"],
+                a.get("train_rows"), a.get("n_augmented"), _ci(rec[metric]), "–" if vs is None else _diff(vs[metric]),
+                "–" if vs is None else f"{vs['mcnemar']['p_value']:.3g}",
+            ])
+    return rows
+
+
 def _sweep(run: _Run, **_) -> str:
-    results = run.table("sweep/results.parquet")
-    best = run.json("sweep/best.json")
-    if results is None and best is None:
-        return run.missing("sweep/results.parquet", "sweep")
-    parts = []
-    cfg_sweep = (run.manifest.get("config") or {}).get("sweep") or {}
-    thr_name = cfg_sweep.get("threshold", "threshold") if isinstance(cfg_sweep, dict) else "threshold"
-    if isinstance(best, dict):
-        flat = [(k, v) for k, v in best.items() if isinstance(v, (int, float, str, bool)) or v is None]
-        flat += [(f"{k}.{k2}", v2) for k, v in best.items() if isinstance(v, dict) for k2, v2 in v.items()
-                 if isinstance(v2, (int, float, str, bool)) or v2 is None]
-        parts.append(_h3("Best configuration (sweep/best.json)"))
-        parts.append(_kv(flat))
-    if results is None:
-        parts.append(run.missing("sweep/results.parquet", "sweep"))
-        return "".join(parts)
-    metric = "accuracy" if "accuracy" in results.column_names else "macro_f1"
-    g = sweep_grid(results, metric)
-    parts.insert(0, _kv([("trials", results.num_rows), ("trials without a result", g["failed"]),
-                         ("threshold parameter", thr_name)]))
-    parts.append(_img(sweep_heatmap_png(results, metric, threshold_name=thr_name),
-                      f"sweep heat-map: {thr_name} x aug_ratio -> mean held-out {metric}"))
-    cells = []
-    other = "macro_f1" if metric == "accuracy" else "accuracy"
-    g2 = sweep_grid(results, other) if other in results.column_names else None
-    for a, act in enumerate(g["actions"]):
-        for i, t in enumerate(g["thresholds"]):
-            for j, r in enumerate(g["ratios"]):
-                if g["count"][a, i, j]:
-                    cells.append([act, t, r, float(g["mean"][a, i, j]),
-                                  float(g2["mean"][a, i, j]) if g2 is not None and g2["count"][a, i, j] else None,
-                                  int(g["count"][a, i, j])])
-    cells.sort(key=lambda c: -c[3])
-    parts.append(_table(["issue_action", thr_name, "aug_ratio", f"mean {metric}", f"mean {other}", "trials"],
-                        cells[:15], more=len(cells) - 15, caption=f"configurations by mean held-out {metric}"))
+    raw = run.json("sweep/best.json")
+    if raw is None:
+        return run.missing("sweep/best.json", "sweep")
+    sb = read_sweep_best(raw)
+    m, sel, b = sb["metric"], sb["selection"], sb["best"]
+    t = sb["trials"]
+    boot = sb["bootstrap"]
+    parts = [_kv([
+        ("chosen on", f"the validation split: {sel['rows']:,} of the training rows (sweep.validation_size "
+                      f"{sel['validation_size']:g}, stratified, seed {sel['seed']}); trials trained on the other "
+                      f"{sel['train_rows']:,}, without the {sel['pool_rows_excluded']:,} pool variants of validation rows"),
+        ("rule", sel["rule"]),
+        ("seeds per cell", len(sel["seeds"])),
+        ("cells", f"{t.get('done', 0)} trained, {t.get('shared', 0)} sharing another cell's training set, "
+                  f"{t.get('error', 0)} failed, {t.get('incomplete', 0)} not finished"),
+        ("intervals", _SKIP if boot is None else f"{100 * boot['confidence']:g}%, paired bootstrap over the "
+                      f"{boot['rows']:,} validation rows ({boot['resamples']:,} resamples, seeds averaged)"),
+    ])]
+    parts.append(_h3("Chosen on the validation split"))
+    if b is None:
+        parts.append(_p(sb["note"], "muted"))
+    elif b["no_action"]:
+        parts.append(_p(f"The baseline (no action): no cell's interval of Δ {m} lies above zero on the validation split.",))
+    else:
+        parts.append(_kv([
+            (b["threshold_kind"], b["threshold"]), ("aug_ratio", b["aug_ratio"]), ("issue_action", b["issue_action"]),
+            (f"validation {m}", _ci(b[m])), (f"Δ {m} vs baseline (validation)", _diff(b["vs_baseline"][m])),
+        ]))
+    conf = sb["confirmation"]
+    parts.append(_h3("Confirmed on the test split (once, after the choice)"))
+    if conf is None:
+        parts.append(_p("Not confirmed yet: the sweep is incomplete or nothing was chosen. The test split is read only "
+                        "once the choice is final.", "muted"))
+    else:
+        parts.append(_table(
+            ["model", "labels", "seeds", "train rows", "augmented", f"test {m}", f"Δ {m} vs baseline", "McNemar p"],
+            _sweep_conf_rows(conf, m),
+            caption=f"retrained on all {conf['train_rows']:,} training rows, scored on the {conf['rows']:,} test rows; "
+                    + ("true labels = the injected truth of the test rows" if conf["truth"]["available"] else conf["truth"]["note"]),
+        ))
+    if sb["configs"]:
+        parts.append(_img(sweep_heatmap_png(raw), f"sweep heat-map: Δ validation {m} vs baseline; * = interval excludes 0"))
+        cells = []
+        for c in sb["configs"]:
+            vs = c.get("vs_baseline")
+            cells.append([
+                "baseline (no action)" if c["no_action"] else c["issue_action"], "–" if c["threshold"] is None else c["threshold"],
+                c["aug_ratio"], _ci(c[m]), "reference" if c["no_action"] else _diff(vs[m]) if vs else "–",
+                "–" if not vs else f"{vs['mcnemar']['p_value']:.3g}", c["n_seeds"], c.get("train_rows"),
+                c.get("same_as") or "",
+            ])
+        thr = next((c["threshold_kind"] for c in sb["configs"] if not c["no_action"]), "threshold")
+        parts.append(_table(["issue_action", thr, "aug_ratio", f"validation {m}", f"Δ {m} vs baseline", "McNemar p", "seeds",
+                             "train rows", "shares runs of"], cells[:15], more=len(cells) - 15,
+                            caption=f"cells by the lower bound of Δ {m} vs baseline on the validation split"))
+    parts.append(_p(sb["note"], "muted"))
+    for n in sb["notes"]:
+        parts.append(_p(f"note: {n}", "muted"))
     return "".join(parts)
 
 

@@ -2,10 +2,14 @@
 
 Locally:        python jobs/sweep.py jobs/configs/demo.yaml [--set sweep.thresholds=[0.1,0.3] ...]
 On a cluster:   ray job submit --working-dir . -- python jobs/sweep.py jobs/configs/demo.yaml
-Every trial retrains once and is scored on the held-out split (set data.test_path or
-data.test_size). An interrupted sweep resumes where it stopped when the same command is run
-again: finished trials are kept, only the missing ones run (Tuner.restore).
-Outputs: <run_root>/<name>/sweep/results.parquet, results.csv, best.json.
+Every cell retrains over sweep.seeds seeds and is scored on a validation split carved from the
+training rows (sweep.validation_size); the cell whose difference to the baseline (no action) has
+the highest interval lower bound above zero is chosen, then retrained on all training rows and
+confirmed once on the held-out test split (set data.test_path or data.test_size). An interrupted
+sweep resumes where it stopped when the same command is run again: finished cells are kept, only
+the missing ones run (Tuner.restore).
+Outputs: <run_root>/<name>/sweep/results.parquet, results.csv, validation.parquet, best.json,
+confirmation.parquet, heatmap.png.
 """
 import argparse
 import json
@@ -40,21 +44,38 @@ except (ConfigError, DataError, ValueError) as e:
     print(f"hardmine: error: {e}", file=sys.stderr)
     sys.exit(2)
 
-# 3. the best configuration
-best = store.read_json("sweep/best.json")
-b = best.get("best")
+# 3. the choice (validation) and its confirmation (test)
+from hardmine.summaries import read_sweep_best  # noqa: E402
+
+best = read_sweep_best(store.read_json("sweep/best.json"))
+b, m = best["best"], best["metric"]
 if b is None:
-    print("no trial finished: nothing to recommend (see sweep/results.csv for the errors)")
+    print(f"nothing chosen: {best['note']} (see sweep/results.csv)")
     sys.exit(1)
-m = best["metric"]
-spread = (
-    f"[{100 * b[m]['lo']:.2f}, {100 * b[m]['hi']:.2f}] over {b['n_trials']} repeats"
-    if b["n_trials"] > 1 else "(one trial: no interval; set sweep.num_samples >= 2 to repeat each configuration)"
-)
-print(
-    f"best configuration by held-out {m}: select.{b['threshold_kind']}={b['threshold']:g} "
-    f"aug_ratio={b['aug_ratio']:g} select.issue_action={b['issue_action']} -> {100 * b[m]['mean']:.2f}% {spread}"
-)
+if b["no_action"]:
+    print(f"chosen on the validation split ({best['selection']['rows']} rows): the baseline (no action): "
+          f"no cell's {m} interval lies above it")
+else:
+    d = b["vs_baseline"][m]
+    print(
+        f"chosen on the validation split ({best['selection']['rows']} rows): select.{b['threshold_kind']}={b['threshold']:g} "
+        f"aug_ratio={b['aug_ratio']:g} select.issue_action={b['issue_action']} -> {m} {100 * b[m]['mean']:.2f}%, "
+        f"{100 * d['mean']:+.2f} points vs baseline [{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}] over {b['n_seeds']} seeds"
+    )
+conf = best["confirmation"]
+if conf is None:
+    print("not confirmed on the test split: the sweep is incomplete (re-run to resume it)")
+    sys.exit(1)
+for ls in conf["label_sets"]:
+    arms = conf["arms"]
+    base = arms["baseline"] if ls == "given" else arms["baseline"]["true_labels"]
+    line = f"test split ({conf['rows']} rows, {ls} labels): baseline {100 * base[m]['mean']:.2f}%"
+    if "chosen" in arms:
+        rec = arms["chosen"] if ls == "given" else arms["chosen"]["true_labels"]
+        d = rec["vs_baseline"][m]
+        line += (f", chosen {100 * rec[m]['mean']:.2f}%: {100 * d['mean']:+.2f} points "
+                 f"[{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}] {d['verdict']}")
+    print(line)
 print(f"note: {best['note']}")
-print(json.dumps({k: b[k] for k in ("threshold_kind", "threshold", "aug_ratio", "issue_action")}))
+print(json.dumps({k: b[k] for k in ("threshold_kind", "threshold", "aug_ratio", "issue_action", "no_action")}))
 print(f"outputs: {store.uri_of('sweep')}")

@@ -142,14 +142,20 @@ def _ray(head: Head, *args: str, timeout: float = 120) -> subprocess.CompletedPr
 def test_demo_job_submitted_to_a_ray_head(ray_head, tmp_path, until):
     run_root = tmp_path / "runs"
     job_id = f"hardmine-e2e-{uuid.uuid4().hex[:8]}"
-    submit = _ray(
-        ray_head,
+    submit_args = (
         "job", "submit", "--address", ray_head.address, "--submission-id", job_id, "--no-wait",
         "--working-dir", ".", "--runtime-env-json", json.dumps({"excludes": EXCLUDES}),
         "--", "python", "jobs/mine.py", "jobs/configs/demo.yaml",
         "--set", "data.demo.n_rows=300", "--set", "oof.folds=3", "--set", "oof.epochs=2", "--set", f"run_root={run_root}",
         *(["--until", until] if until else []),
     )  # fmt: skip
+    # the dashboard answers before the head's job agent registers (seconds on a loaded machine):
+    # Ray then refuses with "No available agent to submit job, please try again later"
+    for _ in range(30):
+        submit = _ray(ray_head, *submit_args)
+        if submit.returncode == 0 or "No available agent" not in submit.stderr + submit.stdout:
+            break
+        time.sleep(2)
     assert submit.returncode == 0, f"{submit.stdout[-3000:]}\n{submit.stderr[-3000:]}"
 
     deadline, status = time.time() + (420 if until else 1500), None

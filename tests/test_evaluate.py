@@ -219,26 +219,157 @@ def test_interval_t_based_and_single_seed():
         interval([])
 
 
-def test_compare_paired_difference():
+def _heldout_runs(arms: dict, n_seeds=3, k=3):
+    """runs rows (pred + confidence lists) for {arm: (seeds, n) predictions}."""
     rows = []
-    for s in range(3):
-        base = 0.70 + 0.05 * s  # big seed-to-seed swing
-        rows += [
-            {"arm": "baseline", "seed": s, "accuracy": base, "macro_f1": base, "ece": 0.1},
-            {"arm": "clean", "seed": s, "accuracy": base + 0.02 + 0.001 * s, "macro_f1": base, "ece": 0.1},
-            {"arm": "targeted", "seed": s, "accuracy": base + (0.01 if s != 1 else -0.01), "macro_f1": base, "ece": 0.1},
-            {"arm": "random", "seed": s, "accuracy": base, "macro_f1": base, "ece": 0.1},
-        ]
-    out = compare(pa.Table.from_pylist(rows))
-    clean = out["arms"]["clean"]["vs_baseline"]["accuracy"]
-    assert clean["mean"] == pytest.approx(0.021) and clean["excludes_zero"]
-    # unpaired intervals overlap heavily; the paired one does not include zero
-    assert out["arms"]["clean"]["accuracy"]["lo"] < out["arms"]["baseline"]["accuracy"]["hi"]
-    assert not out["arms"]["targeted"]["vs_baseline"]["accuracy"]["excludes_zero"]
+    for a, preds in arms.items():
+        preds = np.asarray(preds)
+        preds = np.broadcast_to(preds, (n_seeds, preds.shape[-1])) if preds.ndim == 1 else preds
+        for s, p in enumerate(preds):
+            rows.append({"arm": a, "seed": s, "pred": np.asarray(p, np.int32), "confidence": np.full(p.shape, 0.9, np.float32),
+                         "train_rows": 100, "n_augmented": 0})
+    return pa.Table.from_pylist(rows)
+
+
+def _labels(n=400, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    base = np.where(rng.random(n) < 0.8, y, (y + 1) % k)
+    return y, base
+
+
+def test_compare_bootstrap_over_rows_with_deterministic_seeds():
+    """Three identical seeds (a converged model): intervals still have width, from the held-out rows."""
+    y, base = _labels()
+    wrong, right = np.flatnonzero(base != y), np.flatnonzero(base == y)
+    clean = base.copy()
+    clean[wrong[:30]] = y[wrong[:30]]  # fixes 30 rows
+    targeted = base.copy()
+    targeted[wrong[:4]] = y[wrong[:4]]
+    targeted[right[:4]] = (y[right[:4]] + 2) % 3  # as many fixed as broken
+    out = compare(_heldout_runs({"baseline": base, "clean": clean, "targeted": targeted, "random": base.copy()}), y, resamples=500)
+    b = out["arms"]["baseline"]
+    assert b["accuracy"]["mean"] == pytest.approx((base == y).mean())
+    assert b["accuracy"]["lo"] < b["accuracy"]["mean"] < b["accuracy"]["hi"]  # width from the rows, not the seeds
+    assert b["seed_spread"]["accuracy"]["sd"] == 0.0  # the seeds alone would say zero width
+    c = out["arms"]["clean"]["vs_baseline"]
+    assert c["accuracy"]["mean"] == pytest.approx(30 / len(y)) and c["accuracy"]["excludes_zero"] and c["accuracy"]["verdict"] == "higher"
+    assert c["mcnemar"]["only_arm_correct"] == 30 and c["mcnemar"]["only_reference_correct"] == 0 and c["mcnemar"]["p_value"] < 1e-6
+    t = out["arms"]["targeted"]["vs_baseline"]
+    assert t["accuracy"]["lo"] < 0 < t["accuracy"]["hi"] and t["accuracy"]["verdict"] == "not distinguishable"
+    assert t["mcnemar"]["p_value"] == pytest.approx(1.0)
+    r = out["arms"]["random"]["vs_baseline"]["accuracy"]  # identical predictions: zero width, never real
+    assert r["lo"] == r["hi"] == 0.0 and not r["excludes_zero"]
     assert "targeted - random" in out["pairs"]
-    assert "baseline" in format_summary(out) and "*" in format_summary(out)
+    assert any("deterministic" in n for n in out["notes"])
+    text = format_summary(out)
+    lines = {ln.split()[0]: ln for ln in text.splitlines() if ln.split() and ln.split()[0] in out["arms"]}
+    assert "higher" in lines["clean"] and "not distinguishable" not in lines["clean"]
+    assert "not distinguishable" in lines["targeted"] and "not distinguishable" in lines["random"]
+    assert "higher" not in lines["random"] and "lower" not in lines["random"]
+    assert "(given labels)" in text and "(true labels)" not in text
     with pytest.raises(ValueError, match="several rows"):
-        compare(pa.Table.from_pylist(rows + rows[:1]))
+        runs = _heldout_runs({"baseline": base})
+        compare(pa.concat_tables([runs, runs.slice(0, 1)]), y)
+    with pytest.raises(ValueError, match="one prediction per held-out row"):
+        compare(_heldout_runs({"baseline": base}), y[:-1])
+    with pytest.raises(ValueError, match="pred"):
+        compare(_heldout_runs({"baseline": base}).drop_columns(["pred"]), y)
+
+
+def test_compare_seed_noise_enters_the_interval():
+    y, base = _labels(n=300)
+    rng = np.random.default_rng(5)
+    noisy = np.stack([np.where(rng.random(300) < 0.1, (base + 1) % 3, base) for _ in range(3)])
+    out = compare(_heldout_runs({"baseline": base, "clean": noisy}), y, resamples=300)
+    assert out["arms"]["clean"]["seed_spread"]["accuracy"]["sd"] > 0
+    assert out["arms"]["clean"]["n_seeds"] == 3 and out["arms"]["clean"]["seeds"] == [0, 1, 2]
+
+
+def test_compare_against_true_labels_when_known():
+    """Demo-like: the held-out labels carry injected flips; an arm that learned the truth is scored on both."""
+    rng = np.random.default_rng(2)
+    n = 500
+    true = rng.integers(0, 3, n)
+    given = true.copy()
+    flip = rng.choice(n, 40, replace=False)
+    given[flip] = (true[flip] + 1) % 3
+    learned_truth = true.copy()  # e.g. the clean arm
+    memorised = given.copy()  # e.g. a baseline that fits the flips
+    out = compare(_heldout_runs({"baseline": memorised, "clean": learned_truth}), given, y_true=true, resamples=300)
+    assert out["label_sets"] == ["given", "true"]
+    assert out["truth"] == {"available": True, "rows": n, "flipped": 40, "note": out["truth"]["note"]}
+    clean, base = out["arms"]["clean"], out["arms"]["baseline"]
+    assert clean["accuracy"]["mean"] == pytest.approx(1 - 40 / n)  # given labels: scored down for learning the truth
+    assert clean["true_labels"]["accuracy"]["mean"] == 1.0  # true labels
+    assert base["true_labels"]["accuracy"]["mean"] == pytest.approx(1 - 40 / n)
+    assert clean["vs_baseline"]["accuracy"]["verdict"] == "lower"
+    assert clean["true_labels"]["vs_baseline"]["accuracy"]["verdict"] == "higher"
+    text = format_summary(out)
+    assert "against the given held-out labels" in text and "against the true held-out labels" in text
+    assert "accuracy % (given labels)" in text and "accuracy % (true labels)" in text
+    assert "40 of 500 given labels differ" in text
+
+
+def test_heldout_labels_use_truth_only_when_it_covers_every_row():
+    from hardmine.evaluate import heldout_labels
+
+    test = pa.table({"id": ["a", "b", "c"], "text": ["x", "y", "z"], "label": pa.array([0, 1, 2], pa.int32())})
+    full = pa.table({"id": ["c", "a", "b"], "true_label": pa.array([2, 1, 1], pa.int32())})
+    h, note = heldout_labels(test, full)
+    assert h.column("true_label").to_pylist() == [1, 1, 2] and note is None
+    h, note = heldout_labels(test, full.slice(0, 2))
+    assert h.column("true_label").null_count == 3 and "2 of 3" in note
+    h, note = heldout_labels(test, full.slice(0, 0))
+    assert h.column("true_label").null_count == 3 and note is None
+    h, note = heldout_labels(test, None)
+    assert h.column("label").to_pylist() == [0, 1, 2] and h.column("true_label").null_count == 3
+
+
+def test_bootstrap_zero_is_a_config_error_before_any_training(tmp_path, capsys):
+    from hardmine.cli import main
+    from hardmine.config import ConfigError, load_config
+
+    for bad in ("0", "-5", "50"):
+        with pytest.raises(ConfigError, match=r"evaluate\.bootstrap: Input should be greater than or equal to 100"):
+            load_config(None, [f"evaluate.bootstrap={bad}"], base={"data": {"demo": {}}})
+    with pytest.raises(ConfigError, match=r"evaluate\.confidence"):
+        load_config(None, ["evaluate.confidence=1.0"], base={"data": {"demo": {}}})
+    cfg = load_config(None, ["evaluate.bootstrap=200"], base={"data": {"demo": {}}})
+    assert cfg.evaluate.bootstrap == 200 and cfg.evaluate.confidence == 0.95
+    # the command line refuses it before any stage runs: no run directory is created
+    (tmp_path / "c.yaml").write_text(f"name: b0\nrun_root: {tmp_path / 'runs'}\ndata:\n  demo: {{}}\n")
+    assert main(["run", str(tmp_path / "c.yaml"), "--set", "evaluate.bootstrap=0"]) == 2
+    assert "evaluate.bootstrap" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(ValueError, match="resamples"):
+        y, base = _labels(n=20)
+        compare(_heldout_runs({"baseline": base}), y, resamples=0)
+
+
+def test_prepare_demo_keeps_heldout_truth_apart(tmp_path):
+    """The demo's held-out rows carry injected flips; their truth goes to test_truth.parquet (read by evaluate only)."""
+    from hardmine.config import load_config
+    from hardmine.evaluate import heldout_labels
+    from hardmine.pipeline import Context, prepare
+    from hardmine.store import RunStore
+
+    cfg = load_config(None, ["data.demo.n_rows=600", "data.test_size=0.25", "oof.folds=3"],
+                      base={"name": "demo", "run_root": str(tmp_path), "data": {"demo": {}}})
+    store = RunStore(cfg.run_dir)
+    logs = []
+    summary = prepare(Context(cfg, store, logs.append))
+    test, truth, test_truth = (store.read_table(n) for n in ("test.parquet", "truth.parquet", "test_truth.parquet"))
+    test_ids = set(test.column("id").to_pylist())
+    assert not test_ids & set(truth.column("id").to_pylist())  # mining stages never see held-out truth
+    assert set(test_truth.column("id").to_pylist()) == test_ids
+    assert summary["test_truth_rows"] == test.num_rows and summary["truth_rows"] == truth.num_rows
+    h, note = heldout_labels(test, test_truth)
+    given, true = h.column("label").to_numpy(), h.column("true_label").to_numpy()
+    assert note is None and (given != true).sum() > 0  # the held-out split has flipped labels, and their truth
+    noisy = dict(zip(test_truth.column("id").to_pylist(), test_truth.column("is_noisy").to_pylist()))
+    assert [noisy[i] for i in h.column("id").to_pylist()] == (given != true).tolist()
+    assert any("held-out rows have a true label" in line for line in logs)
 
 
 # ----------------------------------------------------------------------------- on Ray
@@ -313,8 +444,14 @@ def build_run(root, *, n_per_class=16, name="ev", overrides=()):
 def mined_run(tmp_path_factory):
     cfg, store, _ = build_run(
         tmp_path_factory.mktemp("evalrun"),
-        overrides=["oof.epochs=3", "evaluate.seeds=2", "evaluate.aug_ratio=0.25", "evaluate.epochs=4"],
+        overrides=["oof.epochs=3", "evaluate.seeds=2", "evaluate.aug_ratio=0.25", "evaluate.epochs=4", "evaluate.bootstrap=300"],
     )
+    # injected truth for the held-out rows (as prepare writes for the demo): every 5th given label is a flip
+    test = store.read_table("test.parquet")
+    given = np.array(test.column("label").to_pylist())
+    true = np.where(np.arange(len(given)) % 5 == 0, (given + 1) % 3, given)
+    store.write_table("test_truth.parquet", pa.table({"id": test.column("id"), "true_label": pa.array(true, pa.int32()),
+                                                      "is_noisy": pa.array(true != given)}))
     return cfg, store
 
 
@@ -343,7 +480,25 @@ def test_run_evaluate_arms_on_ray(ray_local, mined_run):
     assert all(len(p) == 3 for p in runs.column("per_class_f1").to_pylist())
     assert store.exists("evaluation/summary.json")
     assert any("held-out evaluation" in line for line in logs)
-    assert "test.parquet" in store.reads
+    assert "test.parquet" in store.reads and "test_truth.parquet" in store.reads
+    # predictions per run, the held-out labels once, and metrics against the given and the true labels
+    preds = runs.column("pred").to_pylist()
+    assert all(len(p) == test_rows for p in preds) and all(len(c) == test_rows for c in runs.column("confidence").to_pylist())
+    heldout = store.read_table("evaluation/heldout.parquet")
+    given, true = heldout.column("label").to_numpy(), heldout.column("true_label").to_numpy()
+    assert heldout.column("id").to_pylist() == store.read_table("test.parquet").column("id").to_pylist() and (given != true).any()
+    assert summary["label_sets"] == ["given", "true"] and summary["truth"]["flipped"] == int((given != true).sum())
+    for arm in summary["arms"]:
+        mine = [np.mean(np.array(p) == true) for a, p in zip(runs.column("arm").to_pylist(), preds) if a == arm]
+        assert summary["arms"][arm]["true_labels"]["accuracy"]["mean"] == pytest.approx(np.mean(mine))
+        given_acc = [r for a, r in zip(runs.column("arm").to_pylist(), runs.column("accuracy").to_pylist()) if a == arm]
+        assert summary["arms"][arm]["accuracy"]["mean"] == pytest.approx(np.mean(given_acc))
+    assert summary["bootstrap"]["resamples"] == 300
+    text = "\n".join(logs)
+    assert "(given labels)" in text and "(true labels)" in text
+    from hardmine.summaries import read_evaluation_summary
+
+    read_evaluation_summary(store.read_json("evaluation/summary.json"))
     # seeds change results; a fixed seed reproduces them (fresh checkpoint dirs: really retrained)
     ece = dict(zip(zip(runs.column("arm").to_pylist(), runs.column("seed").to_pylist()), runs.column("ece").to_pylist()))
     assert ece[("baseline", 0)] != ece[("baseline", 1)]
@@ -382,5 +537,5 @@ def test_run_evaluate_finetune_trainer(ray_local, tmp_path):
     by = {r["arm"]: r for r in runs}
     assert by["baseline"]["train_rows"] == n and by["targeted"]["train_rows"] == n + round(0.25 * n)
     assert all(0.0 <= r["accuracy"] <= 1.0 and math.isfinite(r["ece"]) for r in runs)
-    assert summary["arms"]["baseline"]["accuracy"]["n"] == 1
+    assert summary["arms"]["baseline"]["n_seeds"] == 1 and summary["arms"]["baseline"]["seed_spread"]["accuracy"]["n"] == 1
     assert store.exists("_train")  # Ray Train run directories

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 
 import numpy as np
@@ -83,30 +84,39 @@ def _augmented():
     )
 
 
-EVAL = {
-    "seeds": 3,
-    "arms": {
-        "baseline": {"accuracy": {"mean": 0.80, "lo": 0.78, "hi": 0.82}, "macro_f1": {"mean": 0.79, "lo": 0.77, "hi": 0.81},
-                     "ece": {"mean": 0.05, "lo": 0.04, "hi": 0.06}, "train_rows": 150},
-        "clean": {"accuracy": {"mean": 0.84, "lo": 0.83, "hi": 0.85}, "macro_f1": {"mean": 0.83, "lo": 0.82, "hi": 0.84},
-                  "ece": {"mean": 0.04, "lo": 0.03, "hi": 0.05}, "train_rows": 144,
-                  "diff_vs_baseline": {"accuracy": {"mean": 0.04, "lo": 0.02, "hi": 0.06, "excludes_zero": True}}},
-        "random": {"accuracy": {"mean": 0.801, "lo": 0.77, "hi": 0.83}, "macro_f1": 0.8, "train_rows": 165,
-                   "diff_vs_baseline": {"accuracy": {"mean": 0.001, "lo": -0.02, "hi": 0.022, "excludes_zero": False}}},
-    },
-}
+def _evaluation():
+    """evaluation/summary.json as the evaluate stage writes it: evaluate.compare over held-out predictions.
+
+    60 held-out rows, 3 seeds per arm (identical: a converged model); the held-out labels carry
+    6 injected flips whose truth is known. clean fixes 12 rows, random predicts as baseline.
+    """
+    from hardmine.evaluate import compare
+
+    rng = np.random.default_rng(4)
+    n = 60
+    true = np.arange(n) % 3
+    given = true.copy()
+    given[:6] = (true[:6] + 1) % 3
+    base = np.where(rng.random(n) < 0.75, true, (true + 2) % 3)
+    wrong = np.flatnonzero(base != true)
+    clean = base.copy()
+    clean[wrong[:12]] = true[wrong[:12]]
+    rows = []
+    for arm, pred, train in (("baseline", base, 150), ("clean", clean, 144), ("random", base.copy(), 165)):
+        for s in range(3):
+            rows.append({"arm": arm, "seed": s, "pred": pred.astype(np.int32), "confidence": np.full(n, 0.8, np.float32),
+                         "train_rows": train, "n_augmented": 15 if arm == "random" else 0})
+    summary = compare(pa.Table.from_pylist(rows), given, y_true=true, num_labels=3, resamples=500)
+    summary.update({"test_rows": n, "seconds": 1.5, "aug_ratio": 0.1, "review_as": "drop", "backbone": "frozen"})
+    return summary
 
 
 def _sweep():
-    rows = []
-    for act, base in (("review", 0.80), ("drop", 0.83)):
-        for t in (0.1, 0.3):
-            for r in (0.0, 0.2):
-                rows.append({"threshold": t, "aug_ratio": r, "issue_action": act, "accuracy": base + t / 10 + r / 10,
-                             "macro_f1": base - 0.01})
-    rows.append({"threshold": 0.1, "aug_ratio": 0.0, "issue_action": "review", "accuracy": 0.79, "macro_f1": 0.78})  # repeat
-    rows.append({"threshold": 0.5, "aug_ratio": 0.2, "issue_action": "drop", "accuracy": None, "macro_f1": None})  # failed
-    return pa.Table.from_pylist(rows)
+    """(sweep/results.parquet, sweep/best.json) written by the sweep's own writers (tests.test_sweep_choice.fake_sweep)."""
+    from tests.test_sweep_choice import fake_sweep
+
+    table, _, best = fake_sweep()
+    return table, best
 
 
 def _early_run(root) -> RunStore:
@@ -152,13 +162,15 @@ def full_run(tmp_path_factory):
     store.mark("select", "done", summary={"actions": sel_summary["actions"], "n_hard": sel_summary["n_hard"],
                                           "hardness_threshold": sel_summary["hardness_threshold"]})
     store.write_table("augmented.parquet", _augmented())
-    store.write_json("evaluation/summary.json", EVAL)
-    store.write_table("sweep/results.parquet", _sweep())
-    store.write_json("sweep/best.json", {"threshold": 0.3, "aug_ratio": 0.2, "issue_action": "drop", "accuracy": 0.88})
+    evaluation = _evaluation()
+    store.write_json("evaluation/summary.json", evaluation)
+    sweep_results, sweep_best = _sweep()
+    store.write_table("sweep/results.parquet", sweep_results)
+    store.write_json("sweep/best.json", sweep_best)
     path = R.write_report(str(root), strict=True)
     with open(path, encoding="utf-8") as f:
         page = f.read()
-    return {"store": store, "page": page, "scores": scores, "path": path}
+    return {"store": store, "page": page, "scores": scores, "path": path, "evaluation": evaluation}
 
 
 def _section(page: str, anchor: str) -> str:
@@ -258,32 +270,82 @@ def test_embedded_images_decode(full_run):
         assert PNG.search(_section(full_run["page"], anchor)), anchor
 
 
-def test_arm_comparison(full_run):
+def _arm_row(table_html: str, arm: str) -> str:
+    m = re.search(rf"<tr><td>(?:<b>)?{re.escape(arm)}(?:</b>)?</td>(.*?)</tr>", table_html, re.S)
+    assert m, f"no row for {arm}"
+    return m.group(1)
+
+
+def test_arm_comparison_renders_the_deltas_evaluate_computed(full_run):
+    """The Δ columns come from a summary written by evaluate.compare itself (no hand-written fixture)."""
     sec = _section(full_run["page"], "arms")
-    assert "+0.0400" in sec and "[+0.0200, +0.0600]" in sec and "≠0" in sec
-    assert sec.index(">baseline<") < sec.index(">clean<") < sec.index(">random<")
-    rows = {r["arm"]: r for r in R.arm_rows(EVAL)}
-    assert rows["random"]["macro_f1"] == {"mean": 0.8, "lo": None, "hi": None, "excludes_zero": None}
-    assert rows["clean"]["diff"]["accuracy"]["excludes_zero"] is True
-    assert rows["clean"]["extra"] == {"train_rows": 144}
-    listed = R.arm_rows({"arms": [{"arm": "targeted", "accuracy": 0.9}, {"arm": "baseline", "accuracy": 0.8}]})
-    assert [r["arm"] for r in listed] == ["baseline", "targeted"]
-    with pytest.raises(ValueError, match="arms"):
-        R.arm_rows({"arms": {}})
+    ev = full_run["evaluation"]
+    given_html, true_html = sec.split("Against the true held-out labels")
+    assert "Against the given held-out labels" in given_html
+    assert "accuracy (given labels)" in given_html and "accuracy (true labels)" in true_html
+    for html_part, rec_of in ((given_html, lambda a: ev["arms"][a]), (true_html, lambda a: ev["arms"][a]["true_labels"])):
+        clean = _arm_row(html_part, "clean")
+        d = rec_of("clean")["vs_baseline"]
+        for m in ("accuracy", "macro_f1"):
+            assert f"{d[m]['mean']:+.4f}" in clean and f"[{d[m]['lo']:+.4f}, {d[m]['hi']:+.4f}]" in clean
+        assert d["accuracy"]["excludes_zero"] and "≠0" in clean and "higher" in clean
+        assert f"{d['mcnemar']['p_value']:.3g}" in clean
+        random = _arm_row(html_part, "random")
+        r = rec_of("random")["vs_baseline"]["accuracy"]
+        assert r["lo"] == r["hi"] == 0.0 and "not distinguishable" in random and "≠0" not in random
+        base = _arm_row(html_part, "baseline")
+        a = rec_of("baseline")["accuracy"]
+        assert f"{a['mean']:.4f}" in base and f"[{a['lo']:.4f}, {a['hi']:.4f}]" in base
+    assert given_html.index(">baseline<") < given_html.index(">clean<") < given_html.index(">random<")
+    assert "6 of 60 given held-out labels differ" in sec
+    rows = {r["arm"]: r for r in R.arm_rows(R.read_evaluation_summary(ev), "true")}
+    assert rows["clean"]["diff"]["accuracy"]["excludes_zero"] is True and rows["baseline"]["diff"] == {}
+    assert rows["clean"]["train_rows"] == 144
+    given_only = {k: v for k, v in ev.items()}
+    given_only["label_sets"] = ["given"]
+    with pytest.raises(ValueError, match="true labels"):
+        R.arm_rows(given_only, "true")
+
+
+def test_arm_comparison_without_truth_says_given_labels_only(tmp_path):
+    from hardmine.evaluate import compare
+
+    store = _early_run(tmp_path / "given")
+    y = np.arange(30) % 3
+    runs = pa.Table.from_pylist([{"arm": a, "seed": 0, "pred": y.astype(np.int32), "confidence": np.full(30, 0.9, np.float32)}
+                                 for a in ("baseline", "targeted")])
+    store.write_json("evaluation/summary.json", compare(runs, y, resamples=100))
+    sec = _section(R.build_report(store, strict=True), "arms")
+    assert "given labels only" in sec and "Against the true held-out labels" not in sec and "(true labels)" not in sec
+    assert "not distinguishable" in _arm_row(sec, "targeted")
 
 
 def test_sweep_grid_and_section(full_run):
-    g = R.sweep_grid(_sweep())
-    assert g["actions"] == ["drop", "review"] and g["thresholds"] == [0.1, 0.3, 0.5] and g["ratios"] == [0.0, 0.2]
-    assert g["failed"] == 1
-    assert g["count"][1, 0, 0] == 2 and g["mean"][1, 0, 0] == pytest.approx((0.81 + 0.79) / 2)
-    assert g["count"][0, 2, 1] == 0 and np.isnan(g["mean"][0, 2, 1])  # only a failed trial there
-    assert np.isnan(g["mean"][1, 2]).all()  # review never ran threshold 0.5
+    """The heat map shows Δ vs the baseline with marks; the section names the validation choice and its test confirmation."""
+    _, best = _sweep()
+    g = R.sweep_grid(json.loads(json.dumps(best)))
+    assert g["actions"] == ["drop", "review"] and g["thresholds"] == [0.1, 0.3] and g["ratios"] == [0.0, 0.2]
+    assert g["marked"].sum() == 2 and g["chosen"] == (0, 0, 1)
     sec = _section(full_run["page"], "sweep")
-    assert "Best configuration" in sec and "0.8800" in sec
-    assert "trials without a result" in sec
-    with pytest.raises(ValueError, match="aug_ratio"):
-        R.sweep_grid(_sweep().drop_columns(["aug_ratio"]))
+    assert "Chosen on the validation split" in sec and "Confirmed on the test split" in sec
+    assert "150 of the training rows" in sec and "lower bound" in sec
+    assert "baseline</b> (no action)" in sec and "true labels" in sec and "≠0" in sec
+    assert "optimistic" in sec  # the note on the chosen cell's validation numbers
+    assert sec.count("data:image/png;base64,") == 1
+    with pytest.raises(ValueError, match="metric"):
+        R.sweep_grid(json.loads(json.dumps(best)), "bogus")
+
+
+def test_sweep_section_before_confirmation_and_with_a_bad_best_json(tmp_path):
+    from tests.test_sweep_choice import fake_sweep
+
+    store = _early_run(tmp_path / "sw")
+    _, _, partial = fake_sweep(with_confirmation=False)
+    store.write_json("sweep/best.json", partial)
+    sec = _section(R.build_report(store, strict=True), "sweep")
+    assert "Not confirmed yet" in sec and "Chosen on the validation split" in sec
+    store.write_json("sweep/best.json", {"metric": "accuracy", "best": None})  # an old best.json
+    assert "could not be rendered" in _section(R.build_report(store), "sweep")
 
 
 def test_early_run_renders_not_run_yet_notes(tmp_path):

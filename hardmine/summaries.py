@@ -1,0 +1,299 @@
+"""One definition per JSON artifact: the typed contracts of the summaries stages write and the report reads.
+
+Writers build plain dicts of these shapes (``evaluation/summary.json``: :func:`hardmine.evaluate.compare`
+and :func:`hardmine.evaluate.run_evaluate`; ``sweep/best.json``: :func:`hardmine.sweep.sweep_best`;
+``label_quality.json``: :func:`hardmine.scoring.score_table` plus the score stage's ``detection``).
+Readers go through :func:`read_evaluation_summary`, :func:`read_sweep_best` and
+:func:`read_label_quality`, which validate a loaded object against the type (pydantic) and say
+which key is missing or wrong, and which stage to re-run, instead of guessing among spellings.
+
+The contracts list what readers rely on; writers may add keys (readers drop unknown ones).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, TypeVar
+
+from typing_extensions import NotRequired, TypedDict
+
+# ============================================================================ evaluation/summary.json
+
+Metric = Literal["accuracy", "macro_f1", "ece"]
+LabelSet = Literal["given", "true"]
+Verdict = Literal["higher", "lower", "not distinguishable"]
+
+
+class Interval(TypedDict):
+    """A metric (mean over seeds, on all held-out rows) and its paired-bootstrap percentile interval."""
+
+    mean: float
+    lo: float
+    hi: float
+
+
+class SeedSpread(TypedDict):
+    """The metric's spread over seeds alone (t-interval; zero width when the retrain is deterministic)."""
+
+    mean: float
+    lo: float
+    hi: float
+    sd: float
+    n: int
+    note: NotRequired[str]
+
+
+class Difference(TypedDict):
+    """``arm - reference`` with its paired-bootstrap interval; real only when ``excludes_zero``."""
+
+    mean: float
+    lo: float
+    hi: float
+    excludes_zero: bool
+    verdict: Verdict
+
+
+class McNemar(TypedDict):
+    """Exact McNemar test on per-row correctness (seeds pooled, see ``mcnemar_pooling``)."""
+
+    only_arm_correct: int
+    only_reference_correct: int
+    rows: int
+    p_value: float
+
+
+class Comparison(TypedDict):
+    """One arm against another on the same held-out rows."""
+
+    accuracy: Difference
+    macro_f1: Difference
+    ece: Difference
+    mcnemar: McNemar
+
+
+class LabelScores(TypedDict):
+    """An arm's held-out metrics against one set of held-out labels."""
+
+    accuracy: Interval
+    macro_f1: Interval
+    ece: Interval
+    seed_spread: dict[str, SeedSpread]
+    vs_baseline: NotRequired[Comparison]
+
+
+class ArmSummary(LabelScores):
+    """Top-level metrics are against the *given* held-out labels; ``true_labels`` when truth is known."""
+
+    seeds: list[int]
+    n_seeds: int
+    train_rows: NotRequired[float]
+    n_augmented: NotRequired[float]
+    true_labels: NotRequired[LabelScores]
+
+
+class Pair(Comparison):
+    true_labels: NotRequired[Comparison]
+
+
+class BootstrapInfo(TypedDict):
+    resamples: int
+    confidence: float
+    seed: int
+    rows: int
+    method: str
+
+
+class TruthInfo(TypedDict):
+    """Whether the held-out rows have known true labels (injected noise: the demo, benchmarks)."""
+
+    available: bool
+    rows: int
+    flipped: int
+    note: str
+
+
+class EvaluationSummary(TypedDict):
+    reference: Literal["baseline"]
+    metrics: list[Metric]
+    label_sets: list[LabelSet]
+    bootstrap: BootstrapInfo
+    mcnemar_pooling: str
+    truth: TruthInfo
+    arms: dict[str, ArmSummary]
+    pairs: dict[str, Pair]
+    notes: list[str]
+    # added by run_evaluate (absent from a bare compare())
+    test_rows: NotRequired[int]
+    seconds: NotRequired[float]
+    aug_ratio: NotRequired[float]
+    review_as: NotRequired[str]
+    backbone: NotRequired[str]
+    training_sets: NotRequired[dict[str, dict[str, Any]]]
+
+
+# ============================================================================ sweep/best.json
+
+
+class SweepCell(LabelScores):
+    """One cell of the sweep on the validation split (written by :func:`hardmine.sweep.summarize`).
+
+    ``accuracy`` / ``macro_f1`` / ``ece``: mean over seeds with the paired-bootstrap interval over
+    the validation rows; ``vs_baseline``: the cell minus the baseline (no action) on the same
+    resampled rows, absent on the baseline itself. ``threshold`` is None for the baseline.
+    ``same_as``: the cell whose runs it shares (identical training set), else None.
+    """
+
+    key: str
+    threshold_kind: str
+    threshold: Optional[float]
+    aug_ratio: float
+    issue_action: str
+    no_action: bool
+    same_as: Optional[str]
+    seeds: list[int]
+    n_seeds: int
+    train_rows: NotRequired[float]
+    n_augmented: NotRequired[float]
+
+
+class SweepSelection(TypedDict):
+    """How the cell was chosen: on a validation split carved from the training rows, never the test split."""
+
+    split: Literal["validation"]
+    rows: int
+    validation_size: float
+    seed: int
+    train_rows: int
+    seeds: list[int]
+    per_class: dict[str, int]
+    pool_rows_excluded: int
+    rule: str
+    reads: list[str]
+
+
+class SweepCellName(TypedDict):
+    key: str
+    threshold_kind: str
+    threshold: Optional[float]
+    aug_ratio: float
+    issue_action: str
+    no_action: bool
+
+
+class SweepConfirmation(TypedDict):
+    """The chosen cell and the baseline retrained on the full training split, scored once on the test split.
+
+    ``arms``: ``baseline`` and, unless the baseline was chosen, ``chosen`` (with ``vs_baseline``;
+    ``true_labels`` when the test rows' truth is known); ``verdict``: the chosen cell's difference
+    to the baseline in ``metric`` against the given test labels.
+    """
+
+    split: Literal["test"]
+    rows: int
+    train_rows: int
+    metric: Literal["accuracy", "macro_f1"]
+    cell: SweepCellName
+    seeds: list[int]
+    arms: dict[str, ArmSummary]
+    label_sets: list[LabelSet]
+    truth: TruthInfo
+    bootstrap: BootstrapInfo
+    notes: list[str]
+    verdict: NotRequired[Verdict]
+    verdict_true_labels: NotRequired[Verdict]
+
+
+class SweepBest(TypedDict):
+    """``sweep/best.json``: every cell on validation (best first), the choice, and its test confirmation."""
+
+    metric: Literal["accuracy", "macro_f1"]
+    reference: Literal["baseline"]
+    baseline: Optional[SweepCell]
+    best: Optional[SweepCell]
+    configs: list[SweepCell]
+    selection: SweepSelection
+    bootstrap: Optional[BootstrapInfo]
+    confirmation: Optional[SweepConfirmation]
+    trials: dict[str, int]
+    note: str
+    notes: list[str]
+    seconds: NotRequired[float]
+    experiment: NotRequired[str]
+
+
+# ============================================================================ label_quality.json (keys the report reads)
+
+
+class ClassNoise(TypedDict):
+    name: str
+    count: int
+    estimated_noise_rate: float
+    estimated_mislabeled: int
+    n_flagged: int
+
+
+class LabelIssuesInfo(TypedDict):
+    filter_used: str
+    path: NotRequired[str]
+    estimation_method: NotRequired[Optional[str]]
+    rank_by: NotRequired[str]
+
+
+class Detection(TypedDict):
+    precision: float
+    recall: float
+    f1: float
+    tp: int
+    fp: int
+    fn: int
+
+
+class LabelQuality(TypedDict):
+    n_rows: int
+    n_flagged: int
+    estimated_label_errors: int
+    estimated_label_error_fraction: float
+    per_class: list[ClassNoise]
+    label_issues: NotRequired[LabelIssuesInfo]
+    detection: NotRequired[Detection]
+
+
+# ============================================================================ readers
+
+T = TypeVar("T")
+
+
+class SummaryError(ValueError):
+    """A JSON artifact that does not match its contract."""
+
+
+def _read(kind: Any, obj: Any, artifact: str, stage: str) -> Any:
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(kind).validate_python(obj)
+    except ValidationError as e:
+        errors = e.errors()
+        where = [".".join(str(p) for p in err["loc"]) or "<top level>" for err in errors]
+        missing = [w for w, err in zip(where, errors) if err["type"] == "missing"]
+        other = [f"{w}: {err['msg']}" for w, err in zip(where, errors) if err["type"] != "missing"]
+        problems = ([f"missing {', '.join(missing)}"] if missing else []) + other[:5]
+        more = f" (and {len(other) - 5} more)" if len(other) > 5 else ""
+        raise SummaryError(
+            f"{artifact} does not match the {kind.__name__} contract (hardmine.summaries): "
+            f"{'; '.join(problems)}{more}. It was written by another hardmine version or edited: "
+            f"re-run the {stage} stage"
+        ) from None
+
+
+def read_evaluation_summary(obj: Any) -> EvaluationSummary:
+    """``evaluation/summary.json`` as loaded JSON -> :class:`EvaluationSummary` (validated)."""
+    return _read(EvaluationSummary, obj, "evaluation/summary.json", "evaluate")
+
+
+def read_sweep_best(obj: Any) -> SweepBest:
+    """``sweep/best.json`` as loaded JSON -> :class:`SweepBest` (validated)."""
+    return _read(SweepBest, obj, "sweep/best.json", "sweep")
+
+
+def read_label_quality(obj: Any) -> LabelQuality:
+    """``label_quality.json`` as loaded JSON -> :class:`LabelQuality` (validated)."""
+    return _read(LabelQuality, obj, "label_quality.json", "score")
