@@ -198,8 +198,10 @@ def test_ensemble_combines_members_and_resumes_member_by_member(ray_local, tmp_p
     mix = C.combine([probs["probs_tfidf"], probs["probs_frozen"]], [s["weights"]["tfidf"], s["weights"]["frozen"]])
     cal = s["calibration"]
     assert cal["method"] == "temperature" and {"ece_before", "ece_after", "temperature"} <= set(cal)
+    ep = np.asarray(t.column("epoch_probs").to_pylist(), dtype=np.float32)
     for k, temp in enumerate(cal["per_fold"]):
         np.testing.assert_allclose(probs["probs"][fold == k], C.apply_temperature(mix[fold == k], temp), atol=1e-5)
+    np.testing.assert_allclose(ep[:, -1], probs["probs"], atol=1e-5)  # the dynamics end at the calibrated probs
     assert isinstance(s["max_length"], int) and s["max_length_info"]["auto"] is True
     assert store.exists("models/frozen/fold-0/head.pt") and store.exists("test_embeddings.parquet")
 
@@ -211,7 +213,8 @@ def test_external_probabilities_feed_scoring_and_join_an_ensemble(ray_local, tmp
     p = rng.dirichlet(np.ones(3), len(rows)).astype(np.float64)
     path = tmp_path / "mine.parquet"
     pq.write_table(pa.table({"id": [r["id"] for r in rows[::-1]], **{n: p[::-1, i] for i, n in enumerate(labels)}}), path)
-    cfg = _cfg(tmp_path, csv_path, "oof.backbones=[external]", f"oof.probs_path={path}", "data.test_size=0.0")
+    # calibration off: the user's probabilities then reach scoring exactly as given
+    cfg = _cfg(tmp_path, csv_path, "oof.backbones=[external]", f"oof.probs_path={path}", "data.test_size=0.0", "oof.calibration=none")
     store = run_all(cfg, log=lambda s: None, until="score")
     t, probs = _oof(store)
     by_id = dict(zip([r["id"] for r in rows], p))

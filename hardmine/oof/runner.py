@@ -550,6 +550,10 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
     calibration: dict[str, Any] = {"method": o.calibration, "ece_before": combined["ece"], "log_loss_before": combined["log_loss"]}
     if o.calibration == "temperature":
         probs, temps = C.cross_fit_temperature(probs, y, fold)
+        # the same per-fold temperature on every recorded epoch: the dynamics end where probs is
+        for k, t in zip(np.unique(fold), temps["per_fold"]):
+            rows = fold == k
+            epoch_probs[rows] = C.apply_temperature(epoch_probs[rows], t)
         after = C.member_metrics(probs, y)
         calibration.update(temperature=temps["all"], per_fold=temps["per_fold"], ece_after=after["ece"], log_loss_after=after["log_loss"])
         combined = after
