@@ -451,7 +451,7 @@ def _augment_to_store(ctx: Context, selected: str, out: str, budget: dict, seed:
         store.uri_of(selected) if local else store.read_table(selected),
         store.uri_of("dataset.parquet") if local else store.read_table("dataset.parquet"),
         out_path, generators=generators, filters=dict(a.filters), budget=budget,
-        predictor_factory=factory, seed=seed, language=language, batch_size=a.batch_size, log=ctx.log,
+        predictor_factory=factory, seed=seed, language=language, batch_size=a.batch_size, log=ctx.log, decided=pre,
     )
     if pre is not None:  # how the language and generators were decided, not "as passed"
         summary.update(language_detection=pre["language_detection"], generators_from=pre["generators_from"])

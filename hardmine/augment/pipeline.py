@@ -471,8 +471,12 @@ def run_augment(
     preserve_order: bool = True,
     progress: bool = True,
     log: Callable[[str], Any] | None = print,
+    decided: dict | None = None,
 ) -> dict:
     """Augment the ``action == "augment"`` rows of ``selected`` and write ``out_path``.
+
+    ``decided``: an earlier :func:`preflight` whose language and generators are passed here
+    resolved; its ``language_detection`` and ``generators_from`` say how they were decided.
 
     ``selected`` / ``dataset``: Parquet paths (streamed) or pyarrow Tables.
     ``generators``: ``"auto"`` (picked for the language: English -> offline-bt + eda,
@@ -498,6 +502,8 @@ def run_augment(
     """
     t0 = time.time()
     pre = preflight(selected, dataset, generators, language)
+    if decided is not None:  # how they were decided, not "as passed"
+        pre.update(language_detection=decided["language_detection"], generators_from=decided["generators_from"])
     gens, lang, ids, info = pre["generators"], pre["language"], pre["ids"], pre["info"]
     fcfg = F.normalize_filter_config(filters)
     if "consistency" in fcfg and predictor_factory is None:
