@@ -14,7 +14,6 @@ import json
 import os
 import tempfile
 import time
-import unicodedata
 import warnings
 from typing import Any, Callable
 
@@ -24,27 +23,17 @@ TFIDF_FILE = "tfidf.joblib"
 
 #: scripts whose words are not separated by spaces, or whose words are long agglutinated
 #: forms: character n-grams inside words work better there than word n-grams
-_CHAR_SCRIPTS = ("HANGUL", "CJK", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR", "TIBETAN")
+CHAR_SCRIPTS = ("Hangul", "Han", "Kana", "Thai")
 
 
-def char_script_share(texts: list[str], sample: int = 2000) -> float:
-    """Share of letters (in a sample of texts) written in Hangul, CJK, kana, Thai and similar scripts."""
-    step = max(1, len(texts) // sample)
-    letters = special = 0
-    for t in texts[::step]:
-        for ch in str(t):
-            if ch.isalpha():
-                letters += 1
-                name = unicodedata.name(ch, "")
-                special += any(s in name for s in _CHAR_SCRIPTS)
-    return special / letters if letters else 0.0
-
-
-def resolve_analyzer(analyzer: str, texts: list[str]) -> str:
-    """``auto`` -> ``char_wb`` when most letters are Hangul/CJK/..., else ``word``."""
+def resolve_analyzer(analyzer: str, texts: list[str], sample: int = 2000) -> str:
+    """``auto`` -> ``char_wb`` when most letters (of a sample of texts) are Hangul/CJK/Thai, else ``word``."""
     if analyzer != "auto":
         return analyzer
-    return "char_wb" if char_script_share(texts) >= 0.5 else "word"
+    from hardmine.augment.language import script_shares
+
+    shares = script_shares(texts[:: max(1, len(texts) // sample)])
+    return "char_wb" if sum(shares.get(s, 0.0) for s in CHAR_SCRIPTS) >= 0.5 else "word"
 
 
 def tfidf_settings(cfg) -> dict[str, Any]:
@@ -185,22 +174,19 @@ def train_linear_fold(cfg: dict, ckpts, log: Callable[[str], None] = print) -> d
     train_y = np.asarray(data["train_y"], dtype=np.int64)
     K = int(cfg["num_labels"])
     tfidf = cfg["backbone"] == "tfidf"
+    has_test = data.get("test_x") is not None and len(data["test_x"]) > 0
+    parts = [data["val_x"]] + ([data["test_x"]] if has_test else [])
     with _threads(cfg.get("threads")):
         if tfidf:
             t = cfg["tfidf"]
-            vec = make_vectorizer(t, [str(s) for s in data["train_x"]])
-            x = vec.fit_transform([str(s) for s in data["train_x"]])
-            evals = [vec.transform([str(s) for s in data["val_x"]])]
-            has_test = data.get("test_x") is not None and len(data["test_x"])
-            if has_test:
-                evals.append(vec.transform([str(s) for s in data["test_x"]]))
+            train_texts = [str(s) for s in data["train_x"]]
+            vec = make_vectorizer(t, train_texts)
+            x = vec.fit_transform(train_texts)
+            evals = [vec.transform([str(s) for s in p]) for p in parts]
             C, max_iter, clf = t["C"], t["max_iter"], t["classifier"]
         else:
             x = np.asarray(data["train_x"], dtype=np.float32)
-            evals = [np.asarray(data["val_x"], dtype=np.float32).reshape(-1, x.shape[1])]
-            has_test = data.get("test_x") is not None and len(data["test_x"])
-            if has_test:
-                evals.append(np.asarray(data["test_x"], dtype=np.float32))
+            evals = [np.asarray(p, dtype=np.float32).reshape(-1, x.shape[1]) for p in parts]
             C, max_iter, clf = cfg["head_C"], cfg["head_max_iter"], "logreg"
         loaded = time.time()
         model, snaps = fit_snapshots(x, train_y, evals, num_labels=K, C=C, epochs=epochs, max_iter=max_iter,
