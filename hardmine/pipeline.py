@@ -402,11 +402,7 @@ def select_stage(ctx: Context) -> dict[str, Any]:
         if not summary["actions"].get("augment"):
             from hardmine.augment.explain import no_sources_reason
 
-            n_hard_with_issues = None
-            if s.issue_action != "keep" and summary["n_label_issues"]:  # how many hard rows the issue rule took
-                _, keep = select(scores, ds, hardness_quantile=s.hardness_quantile, p_true_max=s.p_true_max, issue_action="keep", **kw)
-                n_hard_with_issues = keep["n_hard"]
-            out["no_augment_reason"] = no_sources_reason(summary, n_hard_with_issues)
+            out["no_augment_reason"] = no_sources_reason(summary, summary["n_hard_with_issues"])
             if s.policy == "ambiguous" and not summary["n_hard"]:  # no_sources_reason speaks of the hardness rule
                 q = summary["params"]["ambiguous_quantile"]
                 out["no_augment_reason"] = (

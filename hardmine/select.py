@@ -655,6 +655,8 @@ def select(
         "policy": policy,
         "n_label_issues": int(is_issue.sum()),
         "n_hard": n_hard,
+        # the hard set before label issues leave it (what issue_action: keep would call hard)
+        "n_hard_with_issues": int(hard.sum()),
         "hardness_threshold": threshold,
         "variability_threshold": var_threshold,
         "actions": {a: int(acts.get(a, 0)) for a in ACTIONS},
