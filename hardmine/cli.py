@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unlabelled", default=None, help="active learning over an unlabelled file (the fold models predict it)")
     p.add_argument("--limit", type=int, default=None, help="keep the top N label issues")
     p.add_argument("--budget", type=int, default=None, metavar="N",
-                   help="review budget: the N rows with the lowest label_quality, flagged by cleanlab or not")
+                   help="review budget: the N rows with the lowest label_quality (or highest error_risk), flagged or not")
+    p.add_argument("--rank-by", choices=["label_quality", "error_risk"], default=None,
+                   help="queue order: lowest label_quality, or highest error_risk from the dual model (default: score.review_rank_by)")
     p.add_argument("--format", dest="fmt", choices=["csv", "label-studio", "both"], default="both")
     p = review.add_parser("import", help="import corrections (CSV or Label Studio JSON export)")
     _config_args(p)
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.review_command == "export":
                 review_cmd.export(cfg, queue=args.queue, fmt=args.fmt, strategy=args.strategy,
                                   batch_size=args.batch_size, unlabelled=args.unlabelled, limit=args.limit,
-                                  budget=args.budget)
+                                  budget=args.budget, rank_by=args.rank_by)
             else:
                 review_cmd.import_corrections(cfg, args.corrections, source=args.source, strict=args.strict)
             return 0

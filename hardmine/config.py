@@ -196,6 +196,37 @@ class ScoreConfig(_Section):
     low_memory_threshold: int = Field(500_000, ge=1, description="rows above which cleanlab's batched low-memory path is used")
     top_pairs: int = Field(10, ge=0, description="confusion pairs shown in the hard-case analysis")
     top_tokens: int = Field(10, ge=0, description="distinctive character n-grams per class")
+    knn_k: int = Field(
+        10, ge=1,
+        description="neighbours for outlier_score and knn_label_agreement (frozen embeddings; for a run without a frozen member, embedded with oof.model)",
+    )
+    outlier_quantile: float = Field(
+        0.01, ge=0.0, lt=0.5, description="top share of rows by outlier_score flagged is_outlier (sent to review, never augmented); 0 = no outlier flags"
+    )
+    duplicates: Literal["near", "exact", "off"] = Field(
+        "near", description="duplicate groups for is_conflicting_duplicate: exact (normalised text) and MinHash near duplicates, exact only, or off"
+    )
+    near_duplicate_threshold: float = Field(0.9, gt=0.0, le=1.0, description="MinHash Jaccard estimate at which two texts are near duplicates")
+    dual_model: Literal["gbdt", "logreg", "off"] = Field(
+        "gbdt",
+        description="the dual model predicting where the OOF prediction is wrong (error_risk, cross-fitted over oof.folds): "
+        "HistGradientBoosting, logistic regression, or off",
+    )
+    dual_features: Literal["independent", "all"] = Field(
+        "independent",
+        description="the dual model's meta-features: independent = those without the primary model's final verdict (entropy, "
+        "variability, forgetting, the kNN scores, text length, class hard share); all = also p_true, margin, label_quality, "
+        "confidence, correctness, AUM (which decide pred != label almost alone)",
+    )
+    review_rank_by: Literal["label_quality", "error_risk"] = Field(
+        "label_quality", description="order of `review export --budget`: lowest label_quality, or highest error_risk (dual model)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.review_rank_by == "error_risk" and self.dual_model == "off":
+            raise ValueError("score.review_rank_by error_risk needs the dual model: set score.dual_model gbdt or logreg, or rank by label_quality")
+        return self
 
 
 class SelectConfig(_Section):

@@ -625,7 +625,7 @@ def embed_cached(cfg: Config, store, texts: Sequence[str], log: Callable[[str], 
             [f"t{i}" for i in range(len(missing))], missing, o.model, max_length=max_length,
             batch_size=o.embed_batch_size, actors=o.embed_actors, gpus=min(o.gpus_per_fold, 1.0),
         )
-        log(f"embedded {len(missing)} new augmented texts in {time.time() - t0:.1f}s ({len(uniq) - len(missing)} cached)")
+        log(f"embedded {len(missing)} new texts in {time.time() - t0:.1f}s ({len(uniq) - len(missing)} cached)")
         emb = new if emb.size == 0 else np.concatenate([emb, new])
         for t in missing:
             known[t] = len(known)

@@ -101,6 +101,11 @@ def prepare(ctx: Context) -> dict[str, Any]:
         elif d.test_size:
             table, test = stratified_holdout(table, d.test_size, cfg.seed)
         check_folds(table, labels, cfg.oof.folds)
+        if cfg.score.knn_k >= table.num_rows:
+            raise DataError(
+                f"score.knn_k={cfg.score.knn_k} neighbours, but the training split has {table.num_rows} rows: "
+                f"set score.knn_k below {table.num_rows} (e.g. {max(1, min(10, table.num_rows - 1))})"
+            )
         if test is not None:
             overlap = set(table.column("id").to_pylist()) & set(test.column("id").to_pylist())
             if overlap and d.test_path:
@@ -301,13 +306,16 @@ def score(ctx: Context) -> dict[str, Any]:
             oof_t.column("id"), labels, oof_t.column("probs"), oof_t.column("epoch_probs"), label_names=names,
             filter_by=s.filter_by, rank_by=s.rank_by, low_memory_threshold=s.low_memory_threshold,
         )
-        store.write_table("scores.parquet", table)
         for w in summary.get("warnings", []):
             ctx.log(f"warning: {w}")
+        texts = ds.column("text").take(pa.array(_positions(ds, ids), pa.int64())).to_pylist()
+        table, summary["signals"] = _signals(ctx, table, ids, texts)
+        store.write_table("scores.parquet", table)
         if store.exists("truth.parquet"):
             summary["detection"] = _detection(store.read_table("truth.parquet"), table, detection_metrics)
         store.write_json("label_quality.json", summary)
         ctx.log(format_label_quality(summary))
+        ctx.log(format_signals(summary["signals"]))
         return {
             "label_issues": int(table.column("is_label_issue").to_numpy().sum()),
             "estimated_label_errors": summary["estimated_label_errors"],
@@ -315,6 +323,91 @@ def score(ctx: Context) -> dict[str, Any]:
         }
 
     return run_stage(ctx, "score", fp, outputs, _run)
+
+
+def _positions(ds: pa.Table, ids: list[str]) -> list[int]:
+    pos = {i: n for n, i in enumerate(ds.column("id").to_pylist())}
+    return [pos[i] for i in ids]
+
+
+def _signals(ctx: Context, table: pa.Table, ids: list[str], texts: list[str]) -> tuple[pa.Table, dict]:
+    """Outliers and neighbour agreement (kNN over the frozen embeddings), conflicting duplicates
+    and the dual model's error_risk, filled into ``table``; returns (table, summary)."""
+    import numpy as np
+
+    from hardmine.scoring import with_signals
+
+    cfg, store, s = ctx.cfg, ctx.store, ctx.cfg.score
+    labels = table.column("label").to_numpy()
+    out: dict[str, Any] = {}
+    signals: dict[str, Any] = {}
+    t0 = time.time()
+    if len(ids) > s.knn_k:
+        from hardmine.neighbors import knn_scores, outlier_flags
+
+        if store.exists("embeddings.parquet"):  # the frozen member's, computed once by the OOF stage
+            from hardmine.evaluate import _embeddings_by_id
+
+            emb, source = _embeddings_by_id(store, "embeddings.parquet", ids, "training"), "oof frozen member"
+        else:
+            from hardmine.evaluate import embed_cached
+            from hardmine.runtime import connect
+
+            connect(cfg, ctx.log)
+            emb, source = embed_cached(cfg, store, texts, ctx.log), f"embedded with {cfg.oof.model}"
+        knn = knn_scores(emb, labels, k=s.knn_k)
+        flags = outlier_flags(knn["outlier_score"], quantile=s.outlier_quantile)
+        signals.update(outlier_score=knn["outlier_score"], knn_label_agreement=knn["knn_label_agreement"], is_outlier=flags)
+        out["outliers"] = {"k": s.knn_k, "quantile": s.outlier_quantile, "flagged": int(flags.sum()), "embeddings": source,
+                           "min_flagged_score": float(knn["outlier_score"][flags].min()) if flags.any() else None,
+                           "low_agreement_rows": int((knn["knn_label_agreement"] < 0.5).sum()), "seconds": round(time.time() - t0, 2)}
+    else:
+        out["outliers"] = {"skipped": f"{len(ids)} rows: score.knn_k={s.knn_k} needs more rows than neighbours"}
+    if s.duplicates != "off":
+        from hardmine.neighbors import duplicate_groups
+
+        t0 = time.time()
+        dup = duplicate_groups(texts, labels, near_threshold=s.near_duplicate_threshold if s.duplicates == "near" else None)
+        signals.update(dup_group=dup["dup_group"], is_conflicting_duplicate=dup["is_conflicting_duplicate"])
+        g = dup["dup_group"]
+        conflicting = np.unique(g[dup["is_conflicting_duplicate"]])
+        out["duplicates"] = {"mode": s.duplicates, "threshold": s.near_duplicate_threshold if s.duplicates == "near" else None,
+                             "groups": int(len(np.unique(g[g >= 0]))), "rows_in_groups": int((g >= 0).sum()),
+                             "conflicting_groups": int(conflicting.size), "conflicting_rows": int(dup["is_conflicting_duplicate"].sum()),
+                             "seconds": round(time.time() - t0, 2)}
+    if signals:
+        table = with_signals(table, signals)
+    if s.dual_model != "off":
+        from hardmine.dual import FEATURE_SETS, error_risk_table
+
+        t0 = time.time()
+        risk, info = error_risk_table(table, texts, folds=cfg.oof.folds, seed=cfg.seed, model=s.dual_model,
+                                      features=FEATURE_SETS[s.dual_features], n_threads=1)
+        info["feature_set"] = s.dual_features
+        table = with_signals(table, {"error_risk": risk})
+        out["dual_model"] = {**info, "seconds": round(time.time() - t0, 2)}
+    return table, out
+
+
+def format_signals(sig: dict) -> str:
+    lines = ["other signals:"]
+    o = sig.get("outliers") or {}
+    if "skipped" in o:
+        lines.append(f"  outliers: skipped ({o['skipped']})")
+    elif o:
+        lines.append(f"  outliers: {o['flagged']} rows flagged (top {o['quantile']:g} by mean distance to the {o['k']} nearest rows; "
+                     f"{o['embeddings']}); {o['low_agreement_rows']} rows whose neighbours mostly carry another label")
+    d = sig.get("duplicates")
+    if d:
+        lines.append(f"  duplicates ({d['mode']}): {d['groups']} groups, {d['conflicting_groups']} with conflicting labels "
+                     f"({d['conflicting_rows']} rows, sent to review)")
+    m = sig.get("dual_model")
+    if m:
+        top = ", ".join(f"{k} {v:.3f}" for k, v in sorted((m.get("importances") or {}).items(), key=lambda kv: -kv[1])[:3])
+        auc = "-" if m.get("auc") is None else f"{m['auc']:.3f}"
+        lines.append(f"  dual model ({m['model']}): error_risk AUC {auc} for OOF errors (base rate {m['base_rate']:.3f})"
+                     + (f"; top features {top}" if top else "") + (f"; {m['note']}" if m.get("note") else ""))
+    return "\n".join(lines)
 
 
 def _detection(truth: pa.Table, scores: pa.Table, detection_metrics) -> dict:
@@ -387,9 +480,16 @@ def select_stage(ctx: Context) -> dict[str, Any]:
             hardness_histogram(scores, names, f"{d}/hardness_histogram.png", hardness_quantile=quantile)
             hard_per_class(result["per_class"], f"{d}/hard_per_class.png")
             confusion_heatmap(scores, names, f"{d}/confusion_hard.png", hardness_quantile=quantile)
+            if summary.get("data_map"):  # the dataset-cartography plot needs training dynamics
+                from hardmine.plots import data_map
+
+                data_map(scores, f"{d}/data_map.png", label_names=names, regions=selected.column("region").to_pylist())
         ctx.log(format_tables(result, max_rows=10))
         actions = selected.column("action").value_counts().to_pylist()
         ctx.log("selection: " + ", ".join(f"{a['values']} {a['counts']}" for a in actions))
+        if summary["n_conflicting_duplicates"] or summary["n_outliers"]:
+            ctx.log(f"kept out of augmentation{', sent to review' if s.issue_action != 'keep' else ''}: {summary['n_conflicting_duplicates']} conflicting duplicates, "
+                    f"{summary['n_outliers']} outliers (score stage)")
         if summary.get("data_map"):
             ctx.log("data map regions: " + ", ".join(f"{k} {v}" for k, v in summary["data_map"]["regions"].items())
                     + f" (policy {s.policy})")

@@ -280,3 +280,137 @@ def confusion_heatmap(
                         ax.text(j, i, str(sub[i, j]), ha="center", va="center", fontsize=7,
                                 color="white" if sub[i, j] > 0.6 * hi else "black")
         return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- data map (dataset cartography)
+
+#: most points drawn by :func:`data_map`; larger tables are subsampled deterministically (by a hash of the id)
+DATA_MAP_MAX_POINTS = 20_000
+#: marker of each data-map region (see :data:`hardmine.select.REGIONS`); rows without a region: "o"
+REGION_MARKERS = {"easy": "o", "ambiguous": "^", "hard": "s"}
+_NO_DYNAMICS = (
+    "no training dynamics: oof.epochs >= 2 is needed for the data map (dyn_confidence / dyn_variability / "
+    "dyn_correctness are null in every row: the OOF stage recorded no per-epoch probabilities, e.g. an "
+    "external backbone); re-run the oof and score stages with oof.epochs >= 2"
+)
+
+
+def _data_map_inputs(scores: pa.Table, regions, max_points: int) -> dict:
+    """Validated arrays for the data map, subsampled to ``max_points`` rows (lowest id hashes, order-independent)."""
+    from hardmine.select import REGIONS, dynamics, tiebreak_keys
+
+    _positive(max_points=max_points)
+    if not isinstance(scores, pa.Table):
+        raise ValueError(f"scores must be a pyarrow Table (scores.parquet), got {type(scores).__name__}")
+    dyn = dynamics(scores)
+    if dyn is None or "dyn_correctness" not in scores.column_names:
+        raise ValueError(f"scores have {_NO_DYNAMICS}")
+    conf, var = dyn
+    corr = _floats(scores, "dyn_correctness", "scores", "recompute the scores (hardmine.scoring.score_table with epoch_probs)")
+    n = conf.shape[0]
+    reg = None
+    if regions is not None:
+        reg = np.asarray([None if r is None else str(r) for r in list(regions)], dtype=object)
+        if reg.shape != (n,):
+            raise ValueError(f"regions has {reg.shape[0]} entries for {n} scores rows: pass selected.parquet's region, same order")
+        bad = sorted({r for r in reg.tolist() if r is not None and r not in REGIONS})
+        if bad:
+            raise ValueError(f"regions must be one of {REGIONS} (or None), got {bad[:5]}")
+        if all(r is None for r in reg.tolist()):
+            reg = None
+    # region boundaries from all rows, before subsampling
+    lines = {}
+    if reg is not None:
+        amb, hard = reg == "ambiguous", reg == "hard"
+        lines["ambiguous_min_variability"] = float(var[amb].min()) if amb.any() else None
+        lines["hard_max_confidence"] = float(conf[hard].max()) if hard.any() else None
+    idx = np.arange(n)
+    if n > max_points:
+        idx = np.sort(np.argsort(tiebreak_keys(score_ids(scores).tolist()), kind="stable")[:max_points])
+    return {"conf": conf[idx], "var": var[idx], "corr": corr[idx], "region": None if reg is None else reg[idx],
+            "n": n, "shown": idx.size, **lines}
+
+
+def _draw_data_map(fig, ax, d: dict, label_names=None) -> None:
+    """Draw the data map of :func:`_data_map_inputs` onto ``ax`` (colour bar on ``fig``)."""
+    import matplotlib
+    from matplotlib.lines import Line2D
+
+    cmap = matplotlib.colormaps["RdYlBu"]
+    size = 14 if d["shown"] <= 2_000 else 5 if d["shown"] <= 10_000 else 2
+    kw = {"c": None, "cmap": cmap, "vmin": 0.0, "vmax": 1.0, "s": size, "alpha": 0.75, "linewidths": 0.2, "edgecolors": "0.3"}
+    sc = None
+    if d["region"] is None:
+        sc = ax.scatter(d["var"], d["conf"], **{**kw, "c": d["corr"]})
+    else:
+        handles = []
+        for name, marker in REGION_MARKERS.items():
+            m = d["region"] == name
+            if name == "easy":
+                m = m | np.array([r is None for r in d["region"].tolist()], dtype=bool)
+            if not m.any():
+                continue
+            sc = ax.scatter(d["var"][m], d["conf"][m], marker=marker, **{**kw, "c": d["corr"][m]})
+            handles.append(Line2D([], [], linestyle="", marker=marker, color="0.45", label=f"{name} ({int(m.sum()):,})"))
+        if d.get("ambiguous_min_variability") is not None:
+            ax.axvline(d["ambiguous_min_variability"], color="0.25", linestyle="--", linewidth=0.8)
+            handles.append(Line2D([], [], color="0.25", linestyle="--", linewidth=0.8,
+                                  label=f"ambiguous: variability ≥ {d['ambiguous_min_variability']:.3f}"))
+        if d.get("hard_max_confidence") is not None:
+            ax.axhline(d["hard_max_confidence"], color="0.25", linestyle=":", linewidth=0.8)
+            handles.append(Line2D([], [], color="0.25", linestyle=":", linewidth=0.8,
+                                  label=f"hard: confidence ≤ {d['hard_max_confidence']:.3f}, not ambiguous"))
+        fig.legend(handles=handles, fontsize=7, loc="outside right upper", frameon=False, title="region", title_fontsize=7)
+    fig.colorbar(sc, ax=ax, shrink=0.85, label="correctness (share of epochs predicting the label)")
+    ax.set_xlabel("variability (std of p(given label) over epochs)")
+    ax.set_ylabel("confidence (mean p(given label) over epochs)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(left=0.0, right=max(0.05, float(d["var"].max()) * 1.05 if d["var"].size else 0.05))
+    title = f"Data map: {d['n']:,} rows"
+    if label_names is not None:
+        title += f", {len(label_names)} classes"
+    if d["shown"] < d["n"]:
+        title += f" ({d['shown']:,} shown, subsampled by id hash)"
+    if d["var"].size and not (d["var"] > 0).any():
+        title += "\nvariability is 0 everywhere (one epoch): no ambiguous region"
+    ax.set_title(title)
+
+
+def data_map(
+    scores: pa.Table,
+    path,
+    *,
+    label_names: list[str] | None = None,
+    regions=None,
+    max_points: int = DATA_MAP_MAX_POINTS,
+) -> str:
+    """The dataset-cartography plot (Swayamdipta et al., 2020) of a scores table, written as a PNG.
+
+    x = ``dyn_variability``, y = ``dyn_confidence``, one point per row coloured by
+    ``dyn_correctness``. ``regions`` (a sequence aligned with the scores rows, e.g.
+    selected.parquet's ``region``) sets each point's marker (:data:`REGION_MARKERS`) and draws the
+    region boundaries. Above ``max_points`` rows a deterministic subsample (the rows with the
+    lowest id hashes) is drawn. ``label_names`` only names the class count in the title.
+    Scores without training dynamics (dyn_* null in every row) raise ``ValueError``.
+    """
+    d = _data_map_inputs(scores, regions, max_points)
+    with _style():
+        fig = _figure(8.5, 5.5)
+        _draw_data_map(fig, fig.add_subplot(), d, label_names)
+        return _save(fig, path)
+
+
+def data_map_png(scores: pa.Table, regions=None, *, label_names: list[str] | None = None,
+                 max_points: int = DATA_MAP_MAX_POINTS) -> bytes:
+    """:func:`data_map` as PNG bytes (in memory, for the report)."""
+    import io
+
+    d = _data_map_inputs(scores, regions, max_points)
+    with _style():
+        fig = _figure(8.5, 5.5)
+        _draw_data_map(fig, fig.add_subplot(), d, label_names)
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from")
+            fig.savefig(buf, format="png")
+        return buf.getvalue()

@@ -10,7 +10,9 @@ Pure helpers (tables in, dicts/tables/PNG bytes out) sit next to the renderer:
 :func:`arm_errorbar_png`, :func:`sweep_heatmap_png`. Every piece of user data (texts, class
 names, ids, error messages) is HTML-escaped. The JSON summaries (evaluation/summary.json,
 sweep/best.json, label_quality.json) are read through their contracts in
-:mod:`hardmine.summaries`; a file that does not match is reported in its section.
+:mod:`hardmine.summaries`; a file that does not match is reported in its section. The score
+stage's signals (outliers, duplicates, the dual model's error_risk) and the data map say
+"not computed" where their columns are null.
 """
 from __future__ import annotations
 
@@ -45,6 +47,9 @@ SECTIONS = (
     ("per-class", "Hard samples per class"),
     ("confusion", "Confusion pairs"),
     ("label-issues", "Label issues"),
+    ("data-map", "Data map"),
+    ("outliers", "Outliers and duplicates"),
+    ("dual-model", "Dual model"),
     ("augmentation", "Augmentation funnel"),
     ("arms", "Arm comparison"),
     ("sweep", "Threshold sweep"),
@@ -832,6 +837,218 @@ def _label_issues(run: _Run, top_issues: int = 50, **_) -> str:
     return "".join(parts)
 
 
+# --------------------------------------------------------------------------- score signals and the data map
+
+#: rows listed per signal table (outliers, low neighbour agreement, error_risk), and conflicting duplicate groups shown
+SIGNAL_ROWS = 10
+DUP_GROUPS = 5
+DUP_GROUP_ROWS = 4
+NOT_COMPUTED = "not computed"
+
+
+def _float_col(table: pa.Table, name: str) -> np.ndarray | None:
+    """float64 values (NaN where null), or None when the column is absent or null in every row (not computed)."""
+    if name not in table.column_names or table.column(name).null_count == table.num_rows:
+        return None
+    return pc.fill_null(table.column(name).cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False)
+
+
+def _top_rows(values: np.ndarray, n: int, *, highest: bool = True) -> np.ndarray:
+    """Indices of the ``n`` highest (lowest) finite values, ties in row order."""
+    idx = np.flatnonzero(np.isfinite(values))
+    order = np.argsort(-values[idx] if highest else values[idx], kind="stable")
+    return idx[order][:n]
+
+
+def _texts_of(run: _Run, ids: Sequence[str]) -> dict[str, Any]:
+    """id -> text from dataset.parquet for the given ids (missing ids are absent)."""
+    dataset = run.table("dataset.parquet", columns=["id", "text"])
+    if dataset is None or not {"id", "text"} <= set(dataset.column_names) or not len(ids):
+        return {}
+    texts, pos = _lookup(pa.array(list(ids), pa.string()), dataset, "id", "text")
+    valid = pc.is_valid(pos).to_numpy(zero_copy_only=False)
+    return {i: t for i, t, v in zip(ids, texts, valid) if v}
+
+
+def _label_cell(run: _Run, label: Any) -> _Html:
+    if label is None:
+        return _text(None)
+    return _text(_names(run.labels, np.array([int(label)]))[0], 50)
+
+
+def _signal_info(run: _Run) -> dict:
+    """The ``signals`` entry of label_quality.json (validated; empty when absent)."""
+    raw = run.json("label_quality.json")
+    if raw is None:
+        return {}
+    return dict(read_label_quality(raw).get("signals") or {})
+
+
+def _data_map(run: _Run, max_rows: int = 30, **_) -> str:
+    from hardmine.plots import data_map_png
+    from hardmine.select import dynamics
+
+    s = run.summary("select")
+    if s is None or not run.has("scores.parquet"):
+        return run.missing("the select stage's summary (selected.parquet, plots/data_map.png)", "select")
+    scores = run.table("scores.parquet", columns=["id", "dyn_confidence", "dyn_variability", "dyn_correctness"])
+    if dynamics(scores) is None or _float_col(scores, "dyn_correctness") is None:
+        return _p("No training dynamics in this run: the OOF stage recorded no per-epoch probabilities (e.g. an external "
+                  "backbone), so there is no data map. Set oof.epochs >= 2 and re-run the oof, score and select stages.", "muted")
+    dm = s.get("data_map") if isinstance(s.get("data_map"), dict) else None
+    parts = []
+    if dm:
+        reg = dm.get("regions") or {}
+        total = sum(v for v in reg.values() if isinstance(v, int)) or 1
+        pairs: list[tuple[str, Any]] = [("selection policy", s.get("policy") or _SKIP)]
+        for key, name in (("easy", "easy-to-learn"), ("ambiguous", "ambiguous"), ("hard", "hard-to-learn")):
+            pairs.append((name, _Html(f"{reg.get(key, 0):,} ({_pct(reg.get(key, 0) / total)})")))
+        pairs += [("ambiguous: variability at least", dm.get("ambiguous_min_variability")),
+                  ("hard-to-learn: confidence at most", dm.get("hard_max_confidence"))]
+        parts.append(_kv(pairs))
+    png = run.png("plots/data_map.png")
+    if png is None:  # drawn from scores.parquet and selected.parquet's region
+        regions = None
+        sel = run.table("selected.parquet", columns=["id", "region"])
+        if sel is not None and "region" in sel.column_names:
+            of = dict(zip(sel.column("id").cast(pa.string()).to_pylist(), sel.column("region").to_pylist()))
+            regions = [of.get(i) for i in scores.column("id").cast(pa.string()).to_pylist()]
+        png = data_map_png(scores, regions, label_names=run.labels or None)
+    parts.append(_img(png, "data map: variability vs confidence over the OOF epochs, coloured by correctness"))
+    if dm and isinstance(dm.get("per_class"), dict):
+        rows = []
+        for c, r in dm["per_class"].items():
+            n = sum(r.get(k, 0) for k in ("easy", "ambiguous", "hard"))
+            rows.append((-(r.get("ambiguous", 0) + r.get("hard", 0)) / (n or 1), int(c), n, r))
+        rows.sort(key=lambda x: (x[0], x[1]))
+        parts.append(_table(
+            ["class", "rows", "easy", "ambiguous", "hard", "share ambiguous", "share hard"],
+            [[_label_cell(run, c), n, r.get("easy", 0), r.get("ambiguous", 0), r.get("hard", 0),
+              _pct(r.get("ambiguous", 0) / n if n else 0), _pct(r.get("hard", 0) / n if n else 0)] for _, c, n, r in rows[:max_rows]],
+            more=len(rows) - max_rows, caption="data-map regions per class, largest share of ambiguous + hard rows first",
+        ))
+        parts.append(_p(f"Regions (Swayamdipta et al., 2020, Dataset Cartography): {dm.get('rule', '')}. Confidence is the mean "
+                        "p(given label) over the OOF epochs, variability its standard deviation, correctness the share of "
+                        "epochs whose prediction is the given label.", "muted"))
+    else:
+        parts.append(_p("The select stage's summary has no data-map counts (written by an older version): re-run the select "
+                        "stage for the per-class table.", "muted"))
+    return "".join(parts)
+
+
+def _outliers(run: _Run, **_) -> str:
+    if not run.has("scores.parquet"):
+        return run.missing("scores.parquet", "score")
+    scores = run.table("scores.parquet", columns=["id", "label", "outlier_score", "knn_label_agreement", "is_outlier",
+                                                  "dup_group", "is_conflicting_duplicate"])
+    sig = _signal_info(run)
+    o, d = sig.get("outliers"), sig.get("duplicates")
+    outlier, agree = _float_col(scores, "outlier_score"), _float_col(scores, "knn_label_agreement")
+    groups = _float_col(scores, "dup_group")
+    if not sig and outlier is None and agree is None and groups is None:
+        return _p(f"Outliers and duplicates were {NOT_COMPUTED}: label_quality.json has no signals and the signal columns "
+                  "of scores.parquet are null (a score stage from before the signals); re-run the score stage.", "muted")
+    pairs: list[tuple[str, Any]] = []
+    if o and "skipped" not in o:
+        pairs += [("outliers flagged", f"{o['flagged']:,} (top {o['quantile']:g} by mean cosine distance to the "
+                                       f"{o['k']} nearest rows)"),
+                  ("lowest flagged outlier_score", o["min_flagged_score"]),
+                  ("rows whose neighbours mostly carry another label", o["low_agreement_rows"]),
+                  ("embeddings", o["embeddings"])]
+    elif o:
+        pairs.append(("outliers", f"{NOT_COMPUTED}: {o['skipped']}"))
+    elif outlier is None:
+        pairs.append(("outliers", NOT_COMPUTED))
+    if d:
+        how = d["mode"] + (f", MinHash Jaccard ≥ {d['threshold']:g}" if d.get("threshold") is not None else "")
+        pairs += [("duplicate groups", f"{d['groups']:,} ({d['rows_in_groups']:,} rows; {how})"),
+                  ("groups with conflicting labels", f"{d['conflicting_groups']:,} ({d['conflicting_rows']:,} rows)")]
+    elif groups is None:
+        pairs.append(("duplicates", f"{NOT_COMPUTED} (score.duplicates: off)"))
+    sel = run.summary("select") or {}
+    if "n_outliers" in sel or "n_conflicting_duplicates" in sel:
+        pairs.append(("kept out of augmentation by the select stage",
+                      f"{sel.get('n_outliers', 0):,} outliers, {sel.get('n_conflicting_duplicates', 0):,} conflicting duplicates"))
+    parts = [_kv(pairs)]
+    ids = scores.column("id").cast(pa.string()).to_pylist()
+    labels = scores.column("label").to_pylist()
+    flag = _bool_col(scores, "is_outlier") if "is_outlier" in scores.column_names else np.zeros(len(ids), bool)
+    top_out = _top_rows(outlier, SIGNAL_ROWS) if outlier is not None else np.zeros(0, np.int64)
+    low_agree = _top_rows(agree, SIGNAL_ROWS, highest=False) if agree is not None else np.zeros(0, np.int64)
+    conflict: list[tuple[int, list[int]]] = []
+    n_groups = 0
+    if groups is not None and "is_conflicting_duplicate" in scores.column_names:
+        cmask = _bool_col(scores, "is_conflicting_duplicate")
+        g = np.where(np.isfinite(groups), groups, -1).astype(np.int64)
+        gids = list(dict.fromkeys(g[cmask & (g >= 0)].tolist()))
+        n_groups = len(gids)
+        conflict = [(gid, np.flatnonzero(g == gid)[:DUP_GROUP_ROWS].tolist()) for gid in gids[:DUP_GROUPS]]
+    want = {ids[i] for i in np.concatenate([top_out, low_agree]).tolist()} | {ids[i] for _, rs in conflict for i in rs}
+    texts = _texts_of(run, sorted(want))
+
+    def num(a, i):
+        return None if a is None or not np.isfinite(a[i]) else float(a[i])
+
+    if outlier is not None:
+        parts.append(_h3("Most isolated rows (highest outlier_score)"))
+        parts.append(_table(["id", "text", "label", "outlier_score", "kNN label agreement", "flagged"],
+                            [[_text(ids[i], 40), _text(texts.get(ids[i])), _label_cell(run, labels[i]), num(outlier, i),
+                              num(agree, i), bool(flag[i])] for i in top_out.tolist()],
+                            caption="mean cosine distance to the nearest training rows: far from all data"))
+    if agree is not None:
+        parts.append(_h3("Rows whose neighbours carry other labels (lowest kNN label agreement)"))
+        parts.append(_table(["id", "text", "label", "kNN label agreement", "outlier_score"],
+                            [[_text(ids[i], 40), _text(texts.get(ids[i])), _label_cell(run, labels[i]), num(agree, i),
+                              num(outlier, i)] for i in low_agree.tolist()],
+                            caption="share of the nearest rows that carry the row's own label"))
+    if groups is not None:
+        parts.append(_h3(f"Duplicate groups with conflicting labels ({n_groups:,})"))
+        parts.append(_table(["group", "id", "text", "label"],
+                            [[gid, _text(ids[i], 40), _text(texts.get(ids[i])), _label_cell(run, labels[i])]
+                             for gid, rs in conflict for i in rs],
+                            caption="the same (or nearly the same) text under different labels: kept out of augmentation"))
+        if n_groups > len(conflict):
+            parts.append(_p(f"… {n_groups - len(conflict):,} more groups not shown", "muted"))
+    return "".join(parts)
+
+
+def _dual_model(run: _Run, max_rows: int = 15, **_) -> str:
+    if not run.has("scores.parquet"):
+        return run.missing("scores.parquet", "score")
+    scores = run.table("scores.parquet", columns=["id", "label", "pred", "p_true", "error_risk"])
+    m = _signal_info(run).get("dual_model")
+    risk = _float_col(scores, "error_risk")
+    if m is None and risk is None:
+        return _p(f"The dual model was {NOT_COMPUTED} (score.dual_model: off, or the score stage predates it).", "muted")
+    parts = []
+    if m is not None:
+        parts.append(_kv([
+            ("model", m["model"]),
+            ("cross-fitted over", f"{m['folds']} folds"),
+            ("AUC of error_risk for the rows the OOF prediction got wrong", m["auc"] if m["auc"] is not None else "undefined"),
+            ("base rate (OOF prediction wrong)", _pct(m["base_rate"])),
+            ("rows", m.get("n_rows", _SKIP)),
+            ("note", m["note"] if m.get("note") else _SKIP),
+        ]))
+        # label_quality.json is written with sorted keys: order by importance here (ties by name)
+        imps = sorted(m["importances"].items(), key=lambda kv: (-kv[1], kv[0]))
+        parts.append(_table(["feature", "importance"], [[f, v] for f, v in imps[:max_rows]], more=len(imps) - max_rows,
+                            caption="meta-feature importances of the dual model, highest first"))
+    if risk is None:
+        parts.append(_p(f"error_risk: {NOT_COMPUTED} in scores.parquet.", "muted"))
+        return "".join(parts)
+    top = _top_rows(risk, SIGNAL_ROWS)
+    ids = scores.column("id").cast(pa.string()).to_pylist()
+    texts = _texts_of(run, [ids[i] for i in top.tolist()])
+    lab, pred, p_true = (scores.column(c).to_pylist() for c in ("label", "pred", "p_true"))
+    parts.append(_h3("Rows most likely mispredicted (highest error_risk)"))
+    parts.append(_table(["id", "text", "label", "predicted", "p(given)", "error_risk"],
+                        [[_text(ids[i], 40), _text(texts.get(ids[i])), _label_cell(run, lab[i]), _label_cell(run, pred[i]),
+                          p_true[i], float(risk[i])] for i in top.tolist()],
+                        caption="the dual model's cross-fitted probability that the out-of-fold prediction is wrong"))
+    return "".join(parts)
+
+
 def _augment_filters(run: _Run) -> list[str] | None:
     for src in ((run.manifest.get("config") or {}).get("augment") or {}, run.summary("augment") or {}):
         f = src.get("filters") if isinstance(src, dict) else None
@@ -1095,6 +1312,9 @@ _RENDER: dict[str, Callable[..., str]] = {
     "per-class": _per_class,
     "confusion": _confusion,
     "label-issues": _label_issues,
+    "data-map": _data_map,
+    "outliers": _outliers,
+    "dual-model": _dual_model,
     "augmentation": _augmentation,
     "arms": _arms,
     "sweep": _sweep,

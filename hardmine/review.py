@@ -133,8 +133,14 @@ def label_issue_queue(
     limit: Optional[int] = None,
     *,
     budget: Optional[int] = None,
+    rank_by: str = "label_quality",
 ) -> pa.Table:
     """The label-review queue: cleanlab's label issues, or the ``budget`` least-trusted labels.
+
+    Rows the score stage flagged as conflicting duplicates or outliers join the flagged queue
+    after the label issues (duplicates by group, outliers farthest first); ``reason`` names
+    why each row is there. ``rank_by="error_risk"`` orders the queue (flagged, or the budget's
+    rows) by the dual model's ``error_risk``, highest first, instead.
 
     Without ``budget``: the rows cleanlab flagged (``is_label_issue``) ordered by
     ``issue_rank`` (1 = most suspicious); ``limit`` keeps the top rows. With ``budget=N``:
@@ -154,6 +160,10 @@ def label_issue_queue(
     dataset = _as_table(dataset, "dataset")
     names = _check_label_names(label_names)
     _require_columns(scores, ["id", "label", "is_label_issue", "issue_rank", "suggested_label"], "scores")
+    if rank_by not in QUEUE_RANK_BY:
+        raise ValueError(f"rank_by must be one of {list(QUEUE_RANK_BY)}, got {rank_by!r}")
+    if rank_by == "error_risk":
+        _require_filled(scores, "error_risk", "score.dual_model is off or the scores predate it: set score.dual_model: gbdt and re-run the score stage")
     _require_columns(dataset, ["id", "text", "label"], "dataset")
     if limit is not None and (isinstance(limit, bool) or limit < 0):
         raise ValueError(f"limit must be >= 0 or None, got {limit}")
@@ -162,14 +172,62 @@ def label_issue_queue(
             raise ValueError(f"budget must be a whole number of rows >= 1, got {budget!r}")
         if limit is not None:
             raise ValueError("pass budget or limit, not both: budget already sets the queue length")
-        picked = _lowest_label_quality(scores, int(budget))
+        picked = _highest_error_risk(scores, int(budget)) if rank_by == "error_risk" else _lowest_label_quality(scores, int(budget))
         score_col = "label_quality"
     else:
         score_col = next((c for c in ("label_quality", "self_confidence", "p_true") if c in scores.column_names), None)
         if score_col is None:
             raise ValueError("scores needs a label_quality, self_confidence or p_true column for the queue's score")
-        picked = _flagged_by_issue_rank(scores, limit)
-    return _queue_rows(picked, dataset, names, score_col)
+        picked = _flagged_by_issue_rank(scores, None)
+        picked = pa.concat_tables([picked, _flagged_by_signals(scores)], promote_options="none")
+        if rank_by == "error_risk":
+            picked = picked.take(pc.sort_indices(picked, sort_keys=[("error_risk", "descending"), ("id", "ascending")]))
+        if limit is not None:
+            picked = picked.slice(0, limit)
+    return _queue_rows(picked, dataset, names, score_col, "high_error_risk" if rank_by == "error_risk" else "low_label_quality")
+
+
+#: orders of the review queue: lowest label_quality (cleanlab), or highest error_risk (dual model)
+QUEUE_RANK_BY = ("label_quality", "error_risk")
+
+
+def _require_filled(scores: pa.Table, col: str, fix: str) -> None:
+    if col not in scores.column_names or scores[col].null_count == scores.num_rows:
+        raise ValueError(f"scores has no {col} values: {fix}")
+
+
+def _flag(scores: pa.Table, col: str) -> np.ndarray:
+    if col not in scores.column_names:
+        return np.zeros(scores.num_rows, dtype=bool)
+    return pc.fill_null(scores[col].cast(pa.bool_()), False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _flagged_by_signals(scores: pa.Table) -> pa.Table:
+    """Rows flagged as conflicting duplicates or outliers and not label issues: duplicates by
+    group, then outliers by outlier_score (farthest first)."""
+    issue = _flag(scores, "is_label_issue")
+    dup = _flag(scores, "is_conflicting_duplicate") & ~issue
+    out = _flag(scores, "is_outlier") & ~issue & ~dup
+    idx_dup = np.flatnonzero(dup)
+    if idx_dup.size:
+        g = scores["dup_group"].to_numpy(zero_copy_only=False)[idx_dup]
+        idx_dup = idx_dup[np.argsort(g, kind="stable")]
+    idx_out = np.flatnonzero(out)
+    if idx_out.size:
+        o = scores["outlier_score"].to_numpy(zero_copy_only=False)[idx_out]
+        idx_out = idx_out[np.argsort(-o, kind="stable")]
+    return scores.take(pa.array(np.concatenate([idx_dup, idx_out]).astype(np.int64), pa.int64()))
+
+
+def _highest_error_risk(scores: pa.Table, budget: int) -> pa.Table:
+    order = pc.sort_indices(scores, sort_keys=[("error_risk", "descending"), ("id", "ascending")])
+    return scores.take(order[:budget])
+
+
+def _reasons(picked: pa.Table, default: str) -> list[str]:
+    cols = [("label_issue", _flag(picked, "is_label_issue")), ("conflicting_duplicate", _flag(picked, "is_conflicting_duplicate")),
+            ("outlier", _flag(picked, "is_outlier"))]
+    return [",".join(name for name, f in cols if f[i]) or default for i in range(picked.num_rows)]
 
 
 def _flagged_by_issue_rank(scores: pa.Table, limit: Optional[int]) -> pa.Table:
@@ -203,7 +261,7 @@ def _lowest_label_quality(scores: pa.Table, budget: int) -> pa.Table:
     return scores.take(order[:budget])
 
 
-def _queue_rows(picked: pa.Table, dataset: pa.Table, names: list[str], score_col: str) -> pa.Table:
+def _queue_rows(picked: pa.Table, dataset: pa.Table, names: list[str], score_col: str, default_reason: str = "low_label_quality") -> pa.Table:
     ids = picked["id"].to_pylist()
     d_ids = dataset["id"].to_pylist()
     pos = {i: k for k, i in enumerate(d_ids)}
@@ -237,6 +295,8 @@ def _queue_rows(picked: pa.Table, dataset: pa.Table, names: list[str], score_col
             "score": picked[score_col].cast(pa.float64()),
             "suggested_confidence": sconf,
             "flagged": pc.fill_null(picked["is_label_issue"], False).cast(pa.bool_()),
+            "reason": pa.array(_reasons(picked, default_reason), pa.string()),
+            "error_risk": picked["error_risk"].cast(pa.float64()) if "error_risk" in picked.column_names else pa.nulls(n, pa.float64()),
             "rank": pa.array(np.arange(1, n + 1), pa.int32()),
             "corrected_label": pa.nulls(n, pa.string()),
         }

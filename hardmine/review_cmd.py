@@ -41,12 +41,15 @@ def _write_queue(store: RunStore, name: str, queue: pa.Table, labels: list[str],
 
 
 def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least_confidence", batch_size: int = 100,
-           unlabelled: str | None = None, limit: int | None = None, budget: int | None = None, log=print) -> list[str]:
+           unlabelled: str | None = None, limit: int | None = None, budget: int | None = None, rank_by: str | None = None,
+           log=print) -> list[str]:
     """Write a review queue under review/<name>/ and return the file URIs.
 
     ``queue="issues"``: cleanlab's label issues by ``issue_rank`` (``limit`` keeps the top N),
     or with ``budget=N`` the N rows with the lowest ``label_quality``, flagged or not
-    (:func:`hardmine.review.label_issue_queue`). ``queue="active"``: active learning.
+    (:func:`hardmine.review.label_issue_queue`); conflicting duplicates and outliers join the
+    flagged queue. ``rank_by`` (default ``score.review_rank_by``): ``label_quality`` or
+    ``error_risk``. ``queue="active"``: active learning.
     """
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
@@ -65,7 +68,7 @@ def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least
         if budget is not None and budget > scores.num_rows:
             log(f"note: --budget {budget} exceeds the {scores.num_rows} scored rows: the queue holds all of them")
         try:
-            q = label_issue_queue(scores, dataset, labels, limit=limit, budget=budget)
+            q = label_issue_queue(scores, dataset, labels, limit=limit, budget=budget, rank_by=rank_by or cfg.score.review_rank_by)
         except ValueError as e:
             raise DataError(str(e)) from None
         name = "label_issues"
@@ -99,7 +102,8 @@ def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least
     files = _write_queue(store, name, q, labels, fmt)
     if queue == "issues" and budget is not None:
         n_flagged = int(pc.sum(q.column("flagged")).as_py() or 0)
-        log(f"review budget {budget}: {q.num_rows} rows by lowest label_quality, {n_flagged} of them flagged by cleanlab")
+        order = "highest error_risk" if (rank_by or cfg.score.review_rank_by) == "error_risk" else "lowest label_quality"
+        log(f"review budget {budget}: {q.num_rows} rows by {order}, {n_flagged} of them flagged by cleanlab")
     log(f"exported {q.num_rows} rows to review ({name}):")
     for f in files:
         log(f"  {f}")

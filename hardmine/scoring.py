@@ -43,8 +43,12 @@ RANK_BY = ("self_confidence", "normalized_margin", "confidence_weighted_entropy"
 DEFAULT_RANK_BY = "self_confidence"
 
 DYNAMICS_COLUMNS = ["dyn_confidence", "dyn_variability", "dyn_correctness", "dyn_forgetting", "dyn_aum"]
+#: signals beyond the probabilities (issue 16), filled by the score stage and null when not computed:
+#: kNN over the frozen embeddings (:mod:`hardmine.neighbors`), duplicate groups whose labels disagree,
+#: and the dual model's cross-fitted risk that the OOF prediction is wrong (:mod:`hardmine.dual`)
+SIGNAL_COLUMNS = ["outlier_score", "knn_label_agreement", "is_outlier", "dup_group", "is_conflicting_duplicate", "error_risk"]
 #: column order of the scores table written by :func:`score_table`
-SCORE_COLUMNS = list(SCORES_CORE) + DYNAMICS_COLUMNS
+SCORE_COLUMNS = list(SCORES_CORE) + DYNAMICS_COLUMNS + SIGNAL_COLUMNS
 
 #: Arrow schema of the scores table (dyn_* columns are null when no epoch_probs were given)
 SCORES_SCHEMA = pa.schema(
@@ -68,6 +72,18 @@ SCORES_SCHEMA = pa.schema(
         pa.field("dyn_correctness", pa.float32()),
         pa.field("dyn_forgetting", pa.int32()),
         pa.field("dyn_aum", pa.float32()),
+        # mean cosine distance to the k nearest training rows (all classes): high = far from all data
+        pa.field("outlier_score", pa.float32()),
+        # share of those k rows that carry the row's label
+        pa.field("knn_label_agreement", pa.float32()),
+        # top score.outlier_quantile by outlier_score: sent to review (reason outlier), never augmented
+        pa.field("is_outlier", pa.bool_()),
+        # exact / near-duplicate group id (-1: no duplicate)
+        pa.field("dup_group", pa.int64()),
+        # a duplicate group whose labels disagree: sent to review (reason conflicting_duplicate)
+        pa.field("is_conflicting_duplicate", pa.bool_()),
+        # the dual model's cross-fitted probability that the OOF prediction is wrong
+        pa.field("error_risk", pa.float32()),
     ]
 )
 assert SCORES_SCHEMA.names == SCORE_COLUMNS
@@ -444,7 +460,8 @@ def score_table(
     else:
         dyn = {c: pa.nulls(n, SCORES_SCHEMA.field(c).type) for c in DYNAMICS_COLUMNS}
         n_epochs = 0
-    cols = {"id": id_arr, "label": lab.astype(np.int32), **scores, **issues, **dyn}
+    sig = {c: pa.nulls(n, SCORES_SCHEMA.field(c).type) for c in SIGNAL_COLUMNS}
+    cols = {"id": id_arr, "label": lab.astype(np.int32), **scores, **issues, **dyn, **sig}
     table = pa.Table.from_arrays(
         [pa.array(cols[f.name], type=f.type) if not isinstance(cols[f.name], pa.Array) else cols[f.name]
          for f in SCORES_SCHEMA],
@@ -463,6 +480,27 @@ def score_table(
         }
     )
     return table, summary
+
+
+def with_signals(table: pa.Table, signals: dict[str, Any]) -> pa.Table:
+    """``table`` (:data:`SCORES_SCHEMA`) with the given :data:`SIGNAL_COLUMNS` filled, one value per row.
+
+    Values are cast to the contract's type; a name outside :data:`SIGNAL_COLUMNS`, a length
+    other than the table's, or a NaN in a float signal is a ``ValueError``.
+    """
+    unknown = sorted(set(signals) - set(SIGNAL_COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown signal columns {unknown}: the scores contract has {SIGNAL_COLUMNS}")
+    for name, values in signals.items():
+        field = SCORES_SCHEMA.field(name)
+        arr = np.asarray(values)
+        if arr.shape != (table.num_rows,):
+            raise ValueError(f"signal {name} has shape {arr.shape}, the scores table has {table.num_rows} rows")
+        if pa.types.is_floating(field.type) and not np.isfinite(arr.astype(np.float64)).all():
+            bad = np.flatnonzero(~np.isfinite(arr.astype(np.float64)))
+            raise ValueError(f"signal {name} has NaN/inf at rows {bad[:MAX_ROWS_NAMED].tolist()}")
+        table = table.set_column(table.schema.get_field_index(name), field, pa.array(arr, type=field.type))
+    return table
 
 
 # --------------------------------------------------------------------------- evaluation

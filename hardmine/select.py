@@ -541,6 +541,18 @@ def select(
     else:
         eligible = np.ones(n, dtype=bool)
 
+    # 1b. the score stage's other signals: conflicting duplicates and outliers go to review with their
+    # own rule, never to augmentation; with issue_action keep (no cleaning) they stay, still not augmented
+    signal_flags = _signal_flags(scores)
+    for reason, flagged in signal_flags.items():
+        m = flagged & eligible
+        if issue_action != "keep":
+            action[m] = "review"
+            rule[m] = f"{reason}->review"
+        else:
+            rule[m] = f"{reason}->keep(not_augmented)"
+        eligible = eligible & ~m
+
     # 2. the hard set (quantiles computed over all rows); `order_by`: larger = chosen first
     hard = np.ones(n, dtype=bool)
     allowed = np.ones(n, dtype=bool)  # hard constraints the class budget must keep too
@@ -654,6 +666,9 @@ def select(
         "n": int(n),
         "policy": policy,
         "n_label_issues": int(is_issue.sum()),
+        # rows the score stage flagged (whatever else they are): kept out of augmentation
+        "n_conflicting_duplicates": int(signal_flags["conflicting_duplicate"].sum()) if "conflicting_duplicate" in signal_flags else 0,
+        "n_outliers": int(signal_flags["outlier"].sum()) if "outlier" in signal_flags else 0,
         "n_hard": n_hard,
         # the hard set before label issues leave it (what issue_action: keep would call hard)
         "n_hard_with_issues": int(hard.sum()),
@@ -680,6 +695,22 @@ def select(
         },
     }
     return table, summary
+
+
+#: scores columns that send a row to review with its own reason (rule ``<reason>->review``), in order
+SIGNAL_REASONS = {"conflicting_duplicate": "is_conflicting_duplicate", "outlier": "is_outlier"}
+
+
+def _signal_flags(scores: pa.Table) -> dict[str, np.ndarray]:
+    """reason -> bool mask of the :data:`SIGNAL_REASONS` columns present (null = not flagged)."""
+    out = {}
+    for reason, col in SIGNAL_REASONS.items():
+        if col in scores.column_names:
+            c = scores.column(col)
+            if not pa.types.is_boolean(c.type) and not pa.types.is_null(c.type):
+                raise ValueError(f"scores column {col!r} must be bool, got {c.type}: pass the table written by the score stage")
+            out[reason] = pc.fill_null(c.cast(pa.bool_()), False).to_numpy(zero_copy_only=False).astype(bool)
+    return out
 
 
 def _class_rank(order: np.ndarray, mask: np.ndarray, label: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Writers build plain dicts of these shapes (``evaluation/summary.json``: :func:`hardmine.evaluate.compare`
 and :func:`hardmine.evaluate.run_evaluate`; ``sweep/best.json``: :func:`hardmine.sweep.sweep_best`;
-``label_quality.json``: :func:`hardmine.scoring.score_table` plus the score stage's ``detection``).
+``label_quality.json``: :func:`hardmine.scoring.score_table` plus the score stage's ``detection`` and
+``signals``, :func:`hardmine.pipeline.score`).
 Readers go through :func:`read_evaluation_summary`, :func:`read_sweep_best` and
 :func:`read_label_quality`, which validate a loaded object against the type (pydantic) and say
 which key is missing or wrong, and which stage to re-run, instead of guessing among spellings.
@@ -11,7 +12,7 @@ The contracts list what readers rely on; writers may add keys (readers drop unkn
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, TypeVar
+from typing import Any, Literal, Optional, TypeVar, Union
 
 from typing_extensions import NotRequired, TypedDict
 
@@ -246,6 +247,72 @@ class Detection(TypedDict):
     fn: int
 
 
+class OutlierSignal(TypedDict):
+    """kNN over the frozen embeddings: ``outlier_score`` / ``knn_label_agreement`` / ``is_outlier`` of scores.parquet.
+
+    ``flagged``: rows in the top ``quantile`` by outlier_score (mean cosine distance to the ``k``
+    nearest rows), the lowest of them ``min_flagged_score`` (None when none is flagged);
+    ``low_agreement_rows``: rows whose neighbours mostly (> half) carry another label;
+    ``embeddings``: where the vectors came from.
+    """
+
+    k: int
+    quantile: float
+    flagged: int
+    embeddings: str
+    min_flagged_score: Optional[float]
+    low_agreement_rows: int
+    seconds: NotRequired[float]
+
+
+class SkippedSignal(TypedDict):
+    """A signal the score stage did not compute, and why (e.g. fewer rows than neighbours)."""
+
+    skipped: str
+
+
+class DuplicateSignal(TypedDict):
+    """Exact / near-duplicate groups (``dup_group``) and those whose labels disagree (``is_conflicting_duplicate``)."""
+
+    mode: Literal["near", "exact"]
+    threshold: Optional[float]
+    groups: int
+    rows_in_groups: int
+    conflicting_groups: int
+    conflicting_rows: int
+    seconds: NotRequired[float]
+
+
+class DualModelSignal(TypedDict):
+    """The dual model (:func:`hardmine.dual.error_risk_table`) behind ``error_risk``.
+
+    ``auc``: how well the cross-fitted error_risk ranks the rows the OOF prediction got wrong
+    (None when undefined); ``base_rate``: the share of such rows; ``importances``: per feature
+    (written highest first, but label_quality.json is stored with sorted keys: order by value to read).
+    """
+
+    features: list[str]
+    auc: Optional[float]
+    base_rate: float
+    importances: dict[str, float]
+    model: str
+    folds: int
+    note: Optional[str]
+    seconds: NotRequired[float]
+    fold_auc: NotRequired[list[Optional[float]]]
+    n_rows: NotRequired[int]
+    n_errors: NotRequired[int]
+    duplicates_dropped: NotRequired[dict[str, str]]
+
+
+class Signals(TypedDict):
+    """The score stage's signals beyond the probabilities; ``duplicates`` / ``dual_model`` absent when off."""
+
+    outliers: Union[OutlierSignal, SkippedSignal]
+    duplicates: NotRequired[DuplicateSignal]
+    dual_model: NotRequired[DualModelSignal]
+
+
 class LabelQuality(TypedDict):
     n_rows: int
     n_flagged: int
@@ -254,6 +321,7 @@ class LabelQuality(TypedDict):
     per_class: list[ClassNoise]
     label_issues: NotRequired[LabelIssuesInfo]
     detection: NotRequired[Detection]
+    signals: NotRequired[Signals]
 
 
 # ============================================================================ readers

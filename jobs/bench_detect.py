@@ -36,6 +36,15 @@ labels), ece (15 equal-width bins) and log_loss (noisy labels), precision / reca
 is_label_issue against the injected errors, n_flagged, recall_at_budget (recall among the N rows
 with the lowest label-quality score, N = number of injected errors) and seconds.
 Target: hardmine_default's recall_at_budget above both baselines' in every setting.
+
+Other signals (hardmine_default's scores.parquet, issue 16): recall at the same budget when the
+review queue is ranked by label_quality alone, by the dual model's error_risk, and by their
+combination (mean of the two ranks); with --dup-rate, a separate run per dataset with
+conflicting duplicates injected on purpose (seeded copies of rows given another label) and the
+recall / precision of is_conflicting_duplicate; with --outlier-rows N, kNN outlier scoring of N
+NSMC rows (embeddings precomputed and cached) in a fresh process: outlier_seconds and
+outlier_peak_rss_mb (target: under 2 minutes and 4 GB). --reuse keeps each setting's run
+directory, so only stages whose config changed re-run (their seconds then cover only those).
 """
 from __future__ import annotations
 
@@ -64,6 +73,11 @@ parser.add_argument("--noise", default="uniform,confusion", help="noise kinds, c
 parser.add_argument("--nsmc-rows", type=int, default=20000, help="stratified NSMC subset")
 parser.add_argument("--limit", type=int, default=0, help="subsample every dataset to about N rows (smoke runs; 0: all)")
 parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--signals-only", action="store_true",
+                    help="hardmine_default and its other signals only (no members, baselines or ablations); use with --reuse and another --out")
+parser.add_argument("--reuse", action="store_true", help="keep existing run directories (resume; seconds cover re-run stages only)")
+parser.add_argument("--dup-rate", type=float, default=0.01, help="share of rows copied with another label in the duplicate run (0: skip)")
+parser.add_argument("--outlier-rows", type=int, default=0, help="NSMC rows for the outlier-scoring scale test (0: skip; needs --nsmc)")
 parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                     help="hardmine config override, e.g. --set oof.backbones=[tfidf] (repeatable)")
 args = parser.parse_args()
@@ -224,6 +238,117 @@ def method_metrics(probs, given, true, is_noisy, flagged, quality, seconds) -> d
     }
 
 
+def recall_at(order: np.ndarray, is_noisy: np.ndarray) -> float:
+    budget = int(is_noisy.sum())
+    return round(float(is_noisy[order[:budget]].sum() / budget), 4) if budget else 0.0
+
+
+def signal_recall(scores, s_order: np.ndarray, is_noisy: np.ndarray, store) -> dict:
+    """Recall at budget of the review queue ranked by label_quality, error_risk, and both (mean rank)."""
+    from scipy.stats import rankdata
+
+    col = lambda c: scores.column(c).to_numpy(zero_copy_only=False)[s_order]  # noqa: E731
+    lq = col("label_quality").astype(np.float64)
+    out = {"recall_at_budget_label_quality": recall_at(np.argsort(lq, kind="stable"), is_noisy)}
+    if scores.column("error_risk").null_count == 0:
+        risk = col("error_risk").astype(np.float64)
+        out["recall_at_budget_error_risk"] = recall_at(np.argsort(-risk, kind="stable"), is_noisy)
+        both = (rankdata(lq) + rankdata(-risk)) / 2
+        out["recall_at_budget_combined"] = recall_at(np.argsort(both, kind="stable"), is_noisy)
+    sig = (store.manifest()["stages"]["score"]["summary"] or {})
+    lqj = store.read_json("label_quality.json").get("signals", {})
+    dual = lqj.get("dual_model") or {}
+    out.update(dual_auc=dual.get("auc"), dual_top_features=[k for k, _ in sorted((dual.get("importances") or {}).items(), key=lambda kv: -kv[1])][:4],
+               outliers_flagged=(lqj.get("outliers") or {}).get("flagged"),
+               outlier_precision_noisy=round(float(is_noisy[col("is_outlier").astype(bool)].mean()), 4) if col("is_outlier").any() else None,
+               conflicting_rows=(lqj.get("duplicates") or {}).get("conflicting_rows"), score_summary_keys=sorted(sig))
+    return out
+
+
+def duplicate_setting(dataset: str, texts: list[str], names: list[str], y: np.ndarray, ds_work: Path) -> dict:
+    """Clean labels plus seeded conflicting copies: recall / precision of is_conflicting_duplicate."""
+    rng = np.random.default_rng(args.seed + 17)
+    n_dup = max(20, int(round(args.dup_rate * len(texts))))
+    src = rng.choice(len(texts), n_dup, replace=False)
+    other = (y[src] + rng.integers(1, len(names), n_dup)) % len(names)
+    all_texts = list(texts) + [texts[i] for i in src]
+    all_y = np.concatenate([y, other])
+    ids = [f"r{i}" for i in range(len(texts))] + [f"dup{j}" for j in range(n_dup)]
+    planted = np.zeros(len(all_texts), dtype=bool)
+    planted[src] = True
+    planted[len(texts):] = True
+    tag = f"{dataset}-dup-{args.dup_rate:g}"
+    d = ds_work / "data" / tag
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "train.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "text", "label"])
+        for i, t, lab in zip(ids, all_texts, all_y):
+            w.writerow([i, t, names[lab]])
+    base = {"name": tag, "run_root": str(ds_work / "runs"), "data": {"path": str(d / "train.csv"), "labels": names}}
+    cfg = load_config(None, args.overrides, base=base)
+    if not args.reuse:
+        shutil.rmtree(cfg.run_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    store = run_all(cfg, log=hardmine_log, until="score")
+    seconds = time.perf_counter() - t0
+    scores = store.read_table("scores.parquet")
+    pos = {i: n for n, i in enumerate(scores.column("id").to_pylist())}
+    order = np.array([pos[i] for i in ids])
+    flag = scores.column("is_conflicting_duplicate").to_numpy(zero_copy_only=False)[order].astype(bool)
+    lq = scores.column("label_quality").to_numpy(zero_copy_only=False)[order]
+    issue = scores.column("is_label_issue").to_numpy(zero_copy_only=False)[order].astype(bool)
+    return {
+        "dataset": dataset, "n_rows": len(all_texts), "n_copies": n_dup, "planted_rows": int(planted.sum()),
+        "recall": round(float(flag[planted].mean()), 4),
+        "precision": round(float(planted[flag].mean()), 4) if flag.any() else None,
+        "flagged": int(flag.sum()), "flagged_not_planted": int((flag & ~planted).sum()),
+        # the probabilities alone: how many planted rows cleanlab flags / the budget ranking finds
+        "label_issue_recall": round(float(issue[planted].mean()), 4),
+        "label_quality_recall_at_budget": recall_at(np.argsort(lq, kind="stable"), planted),
+        "seconds": round(seconds, 1),
+    }
+
+
+OUTLIER_PROBE = """
+import json, resource, sys, time
+import numpy as np
+from hardmine.neighbors import knn_scores, outlier_flags
+x = np.load(sys.argv[1]); y = np.load(sys.argv[2])
+t = time.perf_counter()
+r = knn_scores(x, y, k=10)
+f = outlier_flags(r["outlier_score"], quantile=0.01)
+s = time.perf_counter() - t
+print(json.dumps({"rows": int(len(x)), "dim": int(x.shape[1]), "outlier_seconds": round(s, 1), "flagged": int(f.sum()),
+                  "outlier_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+"""
+
+
+def outlier_scale(path: str, rows: int, ds_work: Path) -> dict:
+    """kNN outlier scoring of ``rows`` NSMC texts, embeddings precomputed (cached), timed in a fresh process."""
+    import subprocess
+
+    import pandas as pd
+
+    p = Path(path)
+    p = p / "ratings_train.txt" if p.is_dir() else p
+    df = pd.read_csv(p, sep="\t", quoting=csv.QUOTE_NONE, dtype={"id": str, "document": str, "label": int})
+    df = df[df["document"].notna() & (df["document"].fillna("").str.strip() != "")].head(rows)
+    texts, labels = df["document"].tolist(), df["label"].tolist()
+    rows = len(texts)
+    f_x, f_y = ds_work / f"nsmc-{rows}-minilm-64.npy", ds_work / f"nsmc-{rows}-labels.npy"
+    if not f_x.exists():
+        t0 = time.perf_counter()
+        np.save(f_x, load_encoder("packaged:minilm", max_length=64).encode(texts).astype(np.float32))
+        log(f"  embedded {rows} NSMC texts in {time.perf_counter() - t0:.0f}s -> {f_x} (not part of the timing)")
+    np.save(f_y, np.array([int(v) for v in labels]))
+    res = subprocess.run([sys.executable, "-c", OUTLIER_PROBE, str(f_x), str(f_y)], capture_output=True, text=True, check=True)
+    r = json.loads(res.stdout.strip().splitlines()[-1])
+    r["target_met"] = bool(r["outlier_seconds"] < 120 and r["outlier_peak_rss_mb"] < 4096)
+    r["embeddings"] = "packaged:minilm, max_length 64, computed once by this script (not timed)"
+    return r
+
+
 def close(a: float, b: float, tol: float = 1e-4) -> bool:
     return abs(float(a) - float(b)) <= tol
 
@@ -258,7 +383,8 @@ def run_setting(dataset: str, texts: list[str], names: list[str], y: np.ndarray,
     base = {"name": tag, "run_root": str(run_root),
             "data": {"path": str(d / "train.csv"), "truth_path": str(d / "truth.csv"), "labels": names}}
     cfg = load_config(None, args.overrides, base=base)
-    shutil.rmtree(cfg.run_dir, ignore_errors=True)  # a fresh run: seconds are real work, not skipped stages
+    if not args.reuse:
+        shutil.rmtree(cfg.run_dir, ignore_errors=True)  # a fresh run: seconds are real work, not skipped stages
     connect(cfg, hardmine_log)  # a no-op once Ray is up: one Ray session for the whole script
     t0 = time.perf_counter()
     store = run_all(cfg, log=hardmine_log, until="score")
@@ -277,6 +403,9 @@ def run_setting(dataset: str, texts: list[str], names: list[str], y: np.ndarray,
     flagged = scores.column("is_label_issue").to_numpy(zero_copy_only=False)[s_order]
     quality = scores.column("label_quality").to_numpy(zero_copy_only=False)[s_order]
     methods = {"hardmine_default": method_metrics(probs, noisy_o, y_o, is_noisy_o, flagged, quality, hm_seconds)}
+    methods["hardmine_default"]["signals"] = signal_recall(scores, s_order, is_noisy_o, store)
+    if args.signals_only:
+        return methods, {"run_dir": cfg.run_dir, "signals_only": True}, warnings, cfg
 
     # consistency checks of hardmine's outputs (reported, not fatal)
     mine = methods["hardmine_default"]
@@ -456,6 +585,17 @@ for dataset, path in todo:
                 log(f"  {m:<18} acc {r['oof_accuracy']:.3f}  P {r['precision']:.3f}  R {r['recall']:.3f}  "
                     f"F1 {r['f1']:.3f}  R@budget {r['recall_at_budget']:.3f}  {r['seconds']:.1f}s")
             write_json()
+    if args.dup_rate > 0:
+        log(f"-- {dataset}: conflicting duplicates injected ({args.dup_rate:g} of the rows copied with another label)")
+        out.setdefault("duplicates", []).append(duplicate_setting(dataset, texts, names, y, ds_work))
+        log(f"  {out['duplicates'][-1]}")
+        write_json()
+
+if args.outlier_rows and args.nsmc:
+    log(f"== outlier scoring scale: {args.outlier_rows} NSMC rows")
+    out["outlier_scale"] = outlier_scale(args.nsmc, args.outlier_rows, work / "nsmc-scale")
+    log(f"  {out['outlier_scale']}")
+    write_json()
 
 # ----------------------------------------------------------------------------- targets, tables, JSON
 
@@ -463,6 +603,8 @@ targets = {}
 for r in out["results"]:
     m = r["methods"]
     key = f"{r['dataset']}/{r['noise']}/{r['rate']}"
+    if "baseline_tfidf_lr" not in m:  # --signals-only
+        continue
     targets[key] = bool(m["hardmine_default"]["recall_at_budget"] > m["baseline_tfidf_lr"]["recall_at_budget"]
                         and m["hardmine_default"]["recall_at_budget"] > m["baseline_embed_lr"]["recall_at_budget"])
 out["targets"] = {"recall_at_budget_default_above_both_baselines": targets, "all": bool(targets) and all(targets.values())}
@@ -490,6 +632,20 @@ for r in out["results"]:
         if name in a:
             line += f"  | {name}: F1 {a[name]['f1']:.3f} R@b {a[name]['recall_at_budget']:.3f} ECE {a[name]['ece']:.3f}"
     print(line)
+print()
+print("review queue ranking (recall at budget, hardmine_default's scores): label_quality / error_risk / combined; dual-model AUC")
+for r in out["results"]:
+    g = r["methods"]["hardmine_default"].get("signals") or {}
+    print(f"  {r['dataset'] + '/' + r['noise'] + '/' + format(r['rate'], 'g'):<24} {g.get('recall_at_budget_label_quality', float('nan')):.3f} / "
+          f"{g.get('recall_at_budget_error_risk', float('nan')):.3f} / {g.get('recall_at_budget_combined', float('nan')):.3f}; "
+          f"AUC {g.get('dual_auc') or float('nan'):.3f}; top features {g.get('dual_top_features')}")
+for d in out.get("duplicates", []):
+    print(f"  conflicting duplicates {d['dataset']}: {d['n_copies']} copies planted; recall {d['recall']:.3f}, precision "
+          f"{d['precision']}, label-issue recall {d['label_issue_recall']:.3f}")
+if out.get("outlier_scale"):
+    o = out["outlier_scale"]
+    print(f"  outlier scoring {o['rows']} x {o['dim']}: {o['outlier_seconds']} s, peak RSS {o['outlier_peak_rss_mb']} MB "
+          f"(target < 120 s, < 4096 MB: {'met' if o['target_met'] else 'NOT met'})")
 print()
 met = sum(targets.values())
 print(f"target (hardmine_default recall@budget above both baselines): met in {met} of {len(targets)} settings"

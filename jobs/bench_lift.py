@@ -1,31 +1,46 @@
-"""Benchmark: does acting on hard samples make the model better on data it has never seen?
+"""Benchmark: does augmenting the hard samples make the model better on data it has never seen?
 
     python jobs/bench_lift.py --banking77 ../shared/data/banking77 --clinc150 ../shared/data/clinc150 \
-        [--out runs/bench/lift.json] [--seeds 3] [--noise 0.2] [--set oof.epochs=10 ...]
+        [--sizes full,20,10] [--seeds 5] [--finetune-sizes 20,10] [--finetune-seeds 3] \
+        [--out runs/bench/lift.json] [--noise 0.0] [--set KEY.PATH=VALUE ...]
 
-For each dataset: 20% uniform label noise is injected into the training split with a fixed
-seed (the held-out test split stays clean; the injected truth is kept), the hardmine pipeline
-runs with the `frozen` backbone (packaged all-MiniLM-L6-v2 + an MLP head trained 30 epochs,
-i.e. to convergence), then:
+Settings: each dataset at full size and at N training examples per class (seeded subsets drawn
+once with seed 0; the test split is untouched and never read by mining). For each setting the
+hardmine pipeline runs with its defaults up to the augment stage (OOF ensemble tfidf + frozen
+MiniLM, cleanlab scoring, selection by hardness, augmentation with the English generators
+offline-bt + eda and the default filters, plus the random control pool). Two more augment pools
+are generated with the same generators and filters for the other selection policies: the data
+map's ambiguous region (``select.policy: ambiguous``) and the class-aware budget
+(``select.class_budget: hard_share``). Then every arm is retrained over seeds and scored on
+the test split:
 
-- every evaluation arm (baseline, clean, targeted, clean+targeted, random) over --seeds seeds,
-  held-out accuracy as mean and 95% interval (hardmine.evaluate);
-- the same model trained on the *true* labels (the ceiling the noise took away), same seeds;
-  ``recovered = (clean - noisy baseline) / (clean-label model - noisy baseline)``, target >= 0.5;
-- the sweep (hardmine.sweep) and its best configuration retrained over the same seeds;
-- a sensitivity check: baseline / clean / clean-label again with an under-trained head
-  (linear, 3 epochs), where early stopping alone already resists much of the noise.
+- ``baseline``: the training split as given;
+- ``clean``: rows the selection sent to review dropped;
+- ``random``: + variants of randomly chosen rows, as many as ``targeted`` adds;
+- ``targeted``: + variants of the hardest rows (hardness policy);
+- ``targeted-ambiguous``: + variants of the ambiguous-region rows;
+- ``targeted-class-aware``: + variants of hard rows, the budget spread by class hard share;
+- ``tfidf-logreg``: the ten-line baseline (scikit-learn TF-IDF + LogisticRegression on the
+  training split as given), for reference.
 
-Stages the pipeline does not have yet are run here directly from the library functions
-(augmentation as a fallback with rule-based EDA variants; recorded in the JSON as such).
-The data paths are arguments; a missing path skips that dataset with a message.
+Augmented rows per arm: ``aug_ratio`` x training rows (``--aug-ratio`` full size, 0.1 by
+default as evaluate's; ``--aug-ratio-small`` at N per class, 0.5 by default).
+
+Retrain backbones: ``frozen`` (packaged MiniLM embeddings + the logreg head: convex, so seeds
+differ only in the augmentation sample) at every setting, and ``finetune`` (the whole MiniLM
+trained on CPU, where new texts change the learned features) at ``--finetune-sizes``.
+
+Statistics: hardmine.evaluate.compare -- paired bootstrap over test rows (every arm on the same
+resampled rows, seeds averaged within a resample) and McNemar against baseline. JSON per arm:
+``accuracy``, ``delta_vs_baseline``, ``ci_low``, ``ci_high`` (the difference's interval),
+``mcnemar_p``; per setting, each targeted arm minus ``random`` the same way.
+Everything is resumable: a re-run reuses the run directories and recorded retrains.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
-import math
 import os
 import sys
 import time
@@ -38,20 +53,42 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("--banking77", help="folder with train.csv and test.csv (text,category)")
 parser.add_argument("--clinc150", help="folder with data_full.json (in-scope intents are used)")
 parser.add_argument("--out", default="runs/bench/lift.json")
-parser.add_argument("--run-root", default="runs/bench")
-parser.add_argument("--noise", type=float, default=0.2, help="share of training labels flipped uniformly to another class")
-parser.add_argument("--seeds", type=int, default=3)
-parser.add_argument("--max-train", type=int, default=0, help="subsample the training split (0: all rows)")
+parser.add_argument("--run-root", default="runs/bench/lift_work")
+parser.add_argument("--sizes", default="full,20,10", help="comma list: full and/or training examples per class")
+parser.add_argument("--seeds", type=int, default=5, help="retrains per arm, frozen backbone")
+parser.add_argument("--finetune-sizes", default="20,10", help="sizes also retrained with the finetune backbone ('' = none)")
+parser.add_argument("--finetune-datasets", default="banking77,clinc150")
+parser.add_argument("--finetune-seeds", type=int, default=3)
+parser.add_argument("--finetune-epochs", type=int, default=5)
+parser.add_argument("--finetune-lr", type=float, default=2e-4)
+parser.add_argument("--finetune-arms", default="baseline,random,targeted,targeted-ambiguous",
+                    help="arms retrained with finetune (each model costs minutes on CPU)")
+parser.add_argument("--aug-ratio", type=float, default=0.1, help="augmented rows per training row, full size")
+parser.add_argument("--aug-ratio-small", type=float, default=0.5, help="augmented rows per training row, N per class")
+parser.add_argument("--noise", type=float, default=0.0, help="share of training labels flipped uniformly to another class (0: labels as given)")
+parser.add_argument("--bootstrap", type=int, default=1000)
 parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
 args = parser.parse_args()
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hardmine.config import ARMS, deep_merge, from_dict, parse_overrides  # noqa: E402
-from hardmine.evaluate import arm_training_set, evaluation_fingerprint, format_summary, interval, retrain_many, run_evaluate  # noqa: E402
-from hardmine.pipeline import STAGES, run_all  # noqa: E402
-from hardmine.sweep import run_sweep, select_kwargs  # noqa: E402
+from hardmine.config import deep_merge, from_dict, parse_overrides  # noqa: E402
+from hardmine.evaluate import RUNS, arm_training_set, compare, evaluation_fingerprint, retrain_many, training_set_info  # noqa: E402
+from hardmine.pipeline import Context, _augment_to_store, run_all  # noqa: E402
+from hardmine.select import select  # noqa: E402
+from hardmine.sweep import select_kwargs  # noqa: E402
+
+TARGETED = ("targeted", "targeted-ambiguous", "targeted-class-aware")
+ARMS = ("baseline", "clean", "random", *TARGETED, "tfidf-logreg")
+# the extra pools: (arm, select keyword overrides, selection file, pool file)
+POLICIES = {
+    "targeted-ambiguous": ({"policy": "ambiguous"}, "bench/selected_ambiguous.parquet", "bench/augmented_ambiguous.parquet"),
+    # low_f1, not hard_share: with equal-sized classes (both datasets) hard_share weights are
+    # proportional to each class's hard count, i.e. the same spread as the hardness policy itself
+    "targeted-class-aware": ({"class_budget": "low_f1"}, "bench/selected_class_aware_low_f1.parquet",
+                             "bench/augmented_class_aware_low_f1.parquet"),
+}
 
 
 # ----------------------------------------------------------------------------- data
@@ -70,217 +107,230 @@ def load_clinc150(folder: str) -> tuple[list, list]:
     return [tuple(r) for r in d["train"]], [tuple(r) for r in d["test"]]
 
 
-def write_noisy_split(name: str, train: list, test: list, root: Path, rate: float, seed: int, max_train: int) -> dict:
-    """train.csv (noisy labels), test.csv (clean), truth.csv (id,true_label,is_noisy)."""
+def per_class_subset(train: list, k: int, seed: int) -> list:
+    """``k`` rows of every class (all of a smaller class), drawn with ``seed``; original order kept."""
     rng = np.random.default_rng(seed)
-    if max_train and len(train) > max_train:  # stratified subsample, at least 6 rows per class
-        by: dict = {}
-        for i, (_, lab) in enumerate(train):
-            by.setdefault(lab, []).append(i)
-        frac = max_train / len(train)
-        keep = [i for idx in by.values() for i in rng.choice(idx, min(len(idx), max(6, round(frac * len(idx)))), replace=False)]
-        train = [train[i] for i in sorted(keep)]
+    by: dict = {}
+    for i, (_, lab) in enumerate(train):
+        by.setdefault(lab, []).append(i)
+    keep = [i for lab in sorted(by) for i in rng.choice(by[lab], min(k, len(by[lab])), replace=False)]
+    return [train[i] for i in sorted(keep)]
+
+
+def write_split(tag: str, train: list, test: list, root: Path, rate: float) -> dict:
+    """train.csv (labels as given, or with injected noise), test.csv (untouched), truth.csv when noise > 0."""
+    rng = np.random.default_rng(0)
     names = sorted({lab for _, lab in train})
     y = np.array([names.index(lab) for _, lab in train])
     noisy = np.zeros(len(train), dtype=bool)
-    noisy[rng.choice(len(train), int(round(rate * len(train))), replace=False)] = True
-    shift = rng.integers(1, len(names), len(train))  # uniform over the other classes
-    y_noisy = np.where(noisy, (y + shift) % len(names), y)
-    d = root / "_data" / name
+    if rate > 0:
+        noisy[rng.choice(len(train), int(round(rate * len(train))), replace=False)] = True
+    y_given = np.where(noisy, (y + rng.integers(1, len(names), len(train))) % len(names), y)
+    d = root / "_data" / tag
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "train.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["id", "text", "label"])
-        for i, ((text, _), lab) in enumerate(zip(train, y_noisy)):
+        for i, ((text, _), lab) in enumerate(zip(train, y_given)):
             w.writerow([f"tr{i}", text, names[lab]])
-    with open(d / "truth.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["id", "true_label", "is_noisy"])
-        for i, ((_, lab), n) in enumerate(zip(train, noisy)):
-            w.writerow([f"tr{i}", lab, str(bool(n)).lower()])
+    out = {"path": str(d / "train.csv")}
+    if rate > 0:
+        with open(d / "truth.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "true_label"])
+            for i, (_, lab) in enumerate(train):
+                w.writerow([f"tr{i}", lab])
+        out["truth_path"] = str(d / "truth.csv")
     test = [(t, lab) for t, lab in test if lab in names]
     with open(d / "test.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["id", "text", "label"])
         for i, (text, lab) in enumerate(test):
             w.writerow([f"te{i}", text, lab])
-    return {"path": str(d / "train.csv"), "test_path": str(d / "test.csv"), "truth_path": str(d / "truth.csv"),
-            "labels": names, "n_train": len(train), "n_test": len(test), "n_noisy": int(noisy.sum())}
+    out["test_path"] = str(d / "test.csv")
+    return {"data": out | {"labels": names}, "n_train": len(train), "n_test": len(test), "n_noisy": int(noisy.sum())}
 
 
-# ----------------------------------------------------------------------------- fallbacks for stages not in the pipeline yet
+# ----------------------------------------------------------------------------- pools and arms
 
 
-def fallback_augment(cfg, store, selected: pa.Table, out_name: str, budget: dict, log) -> dict:
-    """Rule-based EDA variants with the cheap filters + semantic similarity (no fold-model consistency)."""
-    from hardmine.augment.pipeline import run_augment
-
-    local = store.path(out_name)
-    return run_augment(
-        selected, store.read_table("dataset.parquet"), local, generators=[{"type": "eda"}],
-        filters={"length": True, "identical": True, "similarity": {"model": "packaged:minilm"}, "near_duplicate": True},
-        budget=budget, seed=cfg.seed, progress=False, log=log,
-    )
-
-
-def random_selection(selected: pa.Table, seed: int) -> pa.Table:
-    """The control: as many randomly chosen training rows as the augment set, marked ``augment``."""
-    act = np.asarray(selected.column("action").to_pylist(), dtype=object)
-    k = int((act == "augment").sum())
-    pick = np.random.default_rng(seed + 7).choice(len(act), k, replace=False)
-    new = np.full(len(act), "none", dtype=object)
-    new[pick] = "augment"
-    return selected.set_column(selected.schema.get_field_index("action"), "action", pa.array(new.tolist(), pa.string()))
-
-
-def ensure_pools(cfg, store, log) -> dict:
-    info = {}
-    if not store.exists("augmented.parquet"):
-        sel = store.read_table("selected.parquet")
-        info["targeted"] = fallback_augment(cfg, store, sel, "augmented.parquet", {"aug_ratio": cfg.evaluate.aug_ratio}, log)
-        info["random"] = fallback_augment(cfg, store, random_selection(sel, cfg.seed), "augmented_random.parquet",
-                                          {"aug_ratio": cfg.evaluate.aug_ratio}, log)
-        info["source"] = "fallback-eda (this script)"
-    else:
-        info["source"] = "pipeline augment stage"
-    return info
-
-
-def sweep_pool(cfg, store, log) -> pa.Table:
-    """The sweep's pool, generated once: the most permissive selection, enough variants per
-    source for the smallest threshold at the largest aug_ratio."""
-    from hardmine.select import select
-
-    for name in ("sweep_pool.parquet", "augmented_sweep.parquet", "sweep/pool.parquet"):
-        if store.exists(name):
-            return store.read_table(name)
-    s = cfg.sweep
+def policy_pools(cfg, store, log) -> dict:
+    """The ambiguous-region and class-aware selections, each augmented like the augment stage's pool."""
+    ctx = Context(cfg, store, log)
     scores, ds = store.read_table("scores.parquet"), store.read_table("dataset.parquet")
-    kw = select_kwargs(cfg, store.manifest()["labels"])
-    key = "hardness_quantile" if s.threshold == "hardness_quantile" else "p_true_max"
-    other = "p_true_max" if key == "hardness_quantile" else "hardness_quantile"
-    sel, summ = select(scores, ds, **{key: max(s.thresholds), other: None}, issue_action="keep", **kw)
-    small, _ = select(scores, ds, **{key: min(s.thresholds), other: None}, issue_action="review", **kw)
-    n_small = max(1, sum(1 for a in small.column("action").to_pylist() if a == "augment"))
-    per_sample = max(1, math.ceil(max(s.aug_ratios) * ds.num_rows / n_small))
-    fallback_augment(cfg, store, sel, "sweep_pool.parquet", {"per_sample": per_sample}, log)
-    return store.read_table("sweep_pool.parquet")
+    s = cfg.select
+    base = select_kwargs(cfg, store.manifest()["labels"]) | {"policy": s.policy, "ambiguous_quantile": s.ambiguous_quantile,
+                                                           "class_budget": s.class_budget}
+    aug_summary = (store.manifest()["stages"]["augment"].get("summary") or {})
+    pre = None
+    out = {}
+    budget = cfg.augment.budget(max(cfg.augment.aug_ratio or 0, cfg.evaluate.aug_ratio))
+    for arm, (kw, sel_name, pool_name) in POLICIES.items():
+        sel, summ = select(scores, ds, hardness_quantile=s.hardness_quantile, p_true_max=s.p_true_max,
+                           issue_action=s.issue_action, **(base | kw))
+        if not store.exists(pool_name):
+            store.write_table(sel_name, sel)
+            if pre is None:
+                from hardmine.augment.pipeline import preflight
 
-
-# ----------------------------------------------------------------------------- one dataset
-
-
-def bench(name: str, train: list, test: list, log) -> dict:
-    t0 = time.time()
-    root = Path(args.run_root)
-    split = write_noisy_split(name, train, test, root, args.noise, 0, args.max_train)
-    base = {
-        "name": f"lift-{name}", "run_root": str(root),
-        "data": {"path": split["path"], "test_path": split["test_path"], "truth_path": split["truth_path"], "labels": split["labels"]},
-    }
-    sets = [
-        "oof.backbone=frozen", "oof.model=packaged:minilm", "oof.folds=5", "oof.head=mlp", "oof.epochs=30", "oof.cpus_per_fold=1",
-        "oof.max_length=64",
-        f"evaluate.seeds={args.seeds}", "sweep.cpus_per_trial=1", *args.overrides,
-    ]
-    cfg = from_dict(deep_merge(base, parse_overrides(sets)))
-    log(f"== {name}: {split['n_train']} training rows ({split['n_noisy']} noisy), {split['n_test']} held-out, {len(split['labels'])} classes")
-    store = run_all(cfg, log=log)
-    stages_run = [s for s in STAGES]
-    timings = {"pipeline": time.time() - t0}
-
-    pools = ensure_pools(cfg, store, log) if "augment" not in STAGES else {"source": "pipeline augment stage"}
-    t = time.time()
-    if "evaluate" in STAGES and store.exists("evaluation/summary.json"):
-        summary = store.read_json("evaluation/summary.json")
-    else:
-        summary = run_evaluate(cfg, store, log)
-    timings["evaluate"] = time.time() - t
-
-    # the ceiling: the same model on the true labels, same seeds
-    t = time.time()
-    ds, test_t = store.read_table("dataset.parquet"), store.read_table("test.parquet")
-    truth = store.read_table("truth.parquet")
-    true_label = dict(zip(truth.column("id").to_pylist(), truth.column("true_label").to_pylist()))
-    ds_true = ds.set_column(ds.schema.get_field_index("label"), "label",
-                            pa.array([true_label[i] for i in ds.column("id").to_pylist()], pa.int32()))
-    ceiling_sets = {("clean-label", s): arm_training_set(ds_true, None, None, None, "baseline", aug_ratio=0.0, seed=cfg.seed * 1000 + s)
-                    for s in range(args.seeds)}
-    ceiling_runs = retrain_many(cfg, store, ceiling_sets, ds, test_t, len(split["labels"]), fingerprint=evaluation_fingerprint(cfg, store) + "-ceiling", log=log)
-    ceiling = interval(ceiling_runs.column("accuracy").to_pylist())
-    timings["clean_label_model"] = time.time() - t
-
-    # sensitivity: the same three training sets with an under-trained head (hardmine's OOF
-    # defaults: linear head, 3 epochs) -- early stopping alone resists label noise
-    t = time.time()
-    cfg_u = cfg.model_copy(deep=True)
-    cfg_u.oof.head, cfg_u.evaluate.epochs = "linear", 3
-    sel = store.read_table("selected.parquet")
-    u_sets = dict(ceiling_sets)
-    for s in range(args.seeds):
-        u_sets[("baseline", s)] = arm_training_set(ds, sel, None, None, "baseline", aug_ratio=0.0, seed=cfg.seed * 1000 + s)
-        u_sets[("clean", s)] = arm_training_set(ds, sel, None, None, "clean", aug_ratio=0.0, review_as=cfg.evaluate.review_as,
-                                                seed=cfg.seed * 1000 + s)
-    u_runs = retrain_many(cfg_u, store, u_sets, ds, test_t, len(split["labels"]),
-                          fingerprint=evaluation_fingerprint(cfg_u, store) + "-undertrained", log=log)
-    u = {a: interval([r["accuracy"] for r in u_runs.to_pylist() if r["arm"] == a]) for a in ("baseline", "clean", "clean-label")}
-    u_gap = u["clean-label"]["mean"] - u["baseline"]["mean"]
-    sensitivity = {
-        "setting": "head linear, 3 epochs (hardmine's oof defaults)", "accuracy": u,
-        "recovered": (u["clean"]["mean"] - u["baseline"]["mean"]) / u_gap if u_gap > 0 else None,
-    }
-    timings["sensitivity"] = time.time() - t
-
-    # the sweep, then its best configuration over the same seeds
-    t = time.time()
-    if "sweep" in STAGES and store.exists("sweep/best.json"):
-        best = store.read_json("sweep/best.json")
-        pool = None
-    else:
-        pool = sweep_pool(cfg, store, log)
-        run_sweep(cfg, store, pool, log)
-        best = store.read_json("sweep/best.json")
-    b = best["best"]
-    # the sweep confirms its validation choice once on the test split (over evaluate.seeds, bootstrap interval)
-    conf = (best.get("confirmation") or {}).get("arms") or {}
-    chosen = conf.get("chosen") or conf.get("baseline")
-    rerun = chosen["accuracy"] if chosen else None
-    timings["sweep"] = time.time() - t
-
-    arms = summary["arms"]
-    noisy = arms["baseline"]["accuracy"]["mean"]
-    clean = arms.get("clean", {}).get("accuracy", {}).get("mean")
-    gap = ceiling["mean"] - noisy
-    recovered = (clean - noisy) / gap if (clean is not None and gap > 0) else None
-    pair = summary.get("pairs", {}).get("targeted - random", {}).get("accuracy")
-    stages = store.manifest()["stages"]
-    out = {
-        "dataset": name,
-        "rows": {"train": split["n_train"], "test": split["n_test"], "classes": len(split["labels"])},
-        "noise": {"rate": args.noise, "n_noisy": split["n_noisy"], "kind": "uniform over the other classes", "seed": 0},
-        "detection": stages.get("score", {}).get("summary", {}).get("detection"),
-        "seeds": args.seeds,
-        "arms": {a: {k: r[k] for k in ("accuracy", "macro_f1", "ece", "train_rows", "n_augmented") if k in r}
-                 | ({"vs_baseline": r["vs_baseline"]} if "vs_baseline" in r else {}) for a, r in arms.items()},
-        "clean_label_model": ceiling,
-        "recovered": recovered,
-        "recovered_target_met": None if recovered is None else bool(recovered >= 0.5),
-        "targeted_minus_random": pair,
-        "targeted_beats_random": None if pair is None else ("yes" if pair["excludes_zero"] and pair["mean"] > 0 else
-                                                           "no (random better)" if pair["excludes_zero"] else "not distinguishable"),
-        "sensitivity_undertrained_head": sensitivity,
-        "sweep": {"best": b, "best_rerun_accuracy": rerun, "trials": best["trials"], "note": best["note"]},
-        "augmentation": pools,
-        "pipeline_stages": stages_run,
-        "config": cfg.model_dump(mode="json"),
-        "seconds": {k: round(v, 1) for k, v in timings.items()},
-    }
-    log(format_summary(summary))
+                gens = cfg.augment.generators if isinstance(cfg.augment.generators, str) else [dict(g) for g in cfg.augment.generators]
+                pre = preflight(store.uri_of(sel_name), store.uri_of("dataset.parquet"), gens, cfg.augment.language)
+            t = time.time()
+            funnel = _augment_to_store(ctx, sel_name, pool_name, budget, cfg.seed, pre)
+            store.write_json(pool_name.replace(".parquet", ".json"), {"funnel": funnel, "seconds": time.time() - t})
+        out[arm] = {"selection": {k: summ[k] for k in ("actions", "n_hard", "n_label_issues") if k in summ},
+                    "funnel": store.read_json(pool_name.replace(".parquet", ".json"))["funnel"]}
+    out["targeted"] = {"funnel": aug_summary.get("targeted"), "selection": store.manifest()["stages"]["select"]["summary"].get("actions")}
+    out["random"] = {"funnel": aug_summary.get("random")}
     return out
 
 
-def pct(iv):
-    return "-" if iv is None else f"{100 * iv['mean']:.2f} [{100 * iv['lo']:.2f}, {100 * iv['hi']:.2f}]"
+def training_sets(cfg, store, seeds: int, arms) -> dict:
+    ds = store.read_table("dataset.parquet")
+    sel = store.read_table("selected.parquet")
+    pool = store.read_table("augmented.parquet")
+    rpool = store.read_table("augmented_random.parquet")
+    extra = {arm: (store.read_table(sel_name), store.read_table(pool_name)) for arm, (_, sel_name, pool_name) in POLICIES.items()}
+    r, e = cfg.evaluate.aug_ratio, cfg.evaluate
+    sets = {}
+    for s in range(seeds):
+        seed = cfg.seed * 1000 + s
+        sets[("baseline", s)] = arm_training_set(ds, sel, None, None, "baseline", aug_ratio=0.0, seed=seed)
+        sets[("clean", s)] = arm_training_set(ds, sel, None, None, "clean", aug_ratio=0.0, review_as=e.review_as, seed=seed)
+        sets[("random", s)] = arm_training_set(ds, sel, pool, rpool, "random", aug_ratio=r, seed=seed)
+        sets[("targeted", s)] = arm_training_set(ds, sel, pool, None, "targeted", aug_ratio=r, seed=seed)
+        for arm, (xsel, xpool) in extra.items():
+            sets[(arm, s)] = arm_training_set(ds, xsel, xpool, None, "targeted", aug_ratio=r, seed=seed)
+    return {k: v for k, v in sets.items() if k[0] in arms}
+
+
+def tfidf_logreg_runs(store, seeds: int) -> pa.Table:
+    """The ten-line practitioner baseline, as runs rows (deterministic: the same predictions for every seed)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    ds, test = store.read_table("dataset.parquet"), store.read_table("test.parquet")
+    t = time.time()
+    clf = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=1000))
+    clf.fit(ds.column("text").to_pylist(), ds.column("label").to_numpy())
+    probs = np.zeros((test.num_rows, int(max(ds.column("label").to_numpy().max(), test.column("label").to_numpy().max())) + 1))
+    probs[:, clf.classes_] = clf.predict_proba(test.column("text").to_pylist())
+    acc = float((probs.argmax(1) == test.column("label").to_numpy()).mean())
+    row = {"arm": "tfidf-logreg", "train_rows": ds.num_rows, "n_augmented": 0, "requested_augmented": 0, "n_dropped": 0,
+           "n_relabelled": 0, "accuracy": acc, "macro_f1": None, "ece": None, "per_class_f1": None, "seconds": time.time() - t,
+           "pred": probs.argmax(1).astype(np.int32), "confidence": probs.max(1).astype(np.float32)}
+    return pa.Table.from_pylist([dict(row, seed=s) for s in range(seeds)], schema=RUNS)
+
+
+def retrain(cfg, store, backbone: str, seeds: int, log) -> pa.Table:
+    arms = ARMS if backbone == "frozen" else tuple(a.strip() for a in args.finetune_arms.split(","))
+    name = f"bench/runs_{backbone}_s{seeds}" + (f"_e{args.finetune_epochs}_lr{args.finetune_lr:g}" if backbone == "finetune" else "") + ".parquet"
+    if store.exists(name):
+        log(f"  {backbone}: reusing {name}")
+        return store.read_table(name), store.read_json(name.replace(".parquet", ".json"))
+    c = cfg.model_copy(deep=True)
+    c.evaluate.backbone = backbone
+    if backbone == "finetune":
+        c.evaluate.epochs, c.oof.lr = args.finetune_epochs, args.finetune_lr
+    sets = training_sets(c, store, seeds, arms)
+    ds, test = store.read_table("dataset.parquet"), store.read_table("test.parquet")
+    t = time.time()
+    log(f"  {backbone}: retraining {len(sets)} models ({len(sets) // seeds} arms x {seeds} seeds)")
+    runs = retrain_many(c, store, sets, ds, test, len(store.manifest()["labels"]),
+                        fingerprint=f"bench-{backbone}-{evaluation_fingerprint(c, store)}", log=log)
+    runs = pa.concat_tables([runs, tfidf_logreg_runs(store, seeds)])
+    store.write_table(name, runs)
+    store.write_json(name.replace(".parquet", ".json"), {"seconds": time.time() - t, "file": name,
+                                                         "training_sets": {k[0]: training_set_info(v) for k, v in sets.items() if k[1] == 0}})
+    return runs, store.read_json(name.replace(".parquet", ".json"))
+
+
+def summarize(runs: pa.Table, store, cfg) -> dict:
+    test = store.read_table("test.parquet")
+    summ = compare(runs, test.column("label").to_numpy(), num_labels=len(store.manifest()["labels"]),
+                   resamples=args.bootstrap, confidence=0.95, seed=cfg.seed, pairs=[(a, "random") for a in TARGETED])
+    out = {}
+    for a in ARMS:
+        if a not in summ["arms"]:
+            continue
+        r = summ["arms"][a]
+        d = r.get("vs_baseline")
+        out[a] = {
+            "accuracy": r["accuracy"]["mean"], "accuracy_ci": [r["accuracy"]["lo"], r["accuracy"]["hi"]],
+            "delta_vs_baseline": d["accuracy"]["mean"] if d else 0.0,
+            "ci_low": d["accuracy"]["lo"] if d else 0.0, "ci_high": d["accuracy"]["hi"] if d else 0.0,
+            "verdict": d["accuracy"]["verdict"] if d else "reference",
+            "mcnemar_p": d["mcnemar"]["p_value"] if d else None,
+            "train_rows": r.get("train_rows"), "n_augmented": r.get("n_augmented"), "n_seeds": r["n_seeds"],
+        }
+    vs_random = {}
+    for name, p in summ["pairs"].items():
+        vs_random[name.split(" - ")[0]] = {"delta": p["accuracy"]["mean"], "ci_low": p["accuracy"]["lo"], "ci_high": p["accuracy"]["hi"],
+                                           "verdict": p["accuracy"]["verdict"], "mcnemar_p": p["mcnemar"]["p_value"]}
+    return {"arms": out, "targeted_vs_random": vs_random, "notes": summ["notes"]}
+
+
+# ----------------------------------------------------------------------------- one setting
+
+
+def bench(dataset: str, size: str, train: list, test: list, log) -> dict:
+    t0 = time.time()
+    root = Path(args.run_root)
+    small = size != "full"
+    if small:
+        train = per_class_subset(train, int(size), seed=0)
+    tag = f"{dataset}-{size}"
+    split = write_split(tag, train, test, root, args.noise)
+    ratio = args.aug_ratio_small if small else args.aug_ratio
+    base = {"name": f"lift-{tag}", "run_root": str(root), "data": split["data"]}
+    sets = [f"evaluate.aug_ratio={ratio}", f"augment.aug_ratio={ratio}", "sweep.enabled=false", *args.overrides]
+    cfg = from_dict(deep_merge(base, parse_overrides(sets)))
+    log(f"== {tag}: {split['n_train']} training rows, {split['n_test']} test rows, {len(split['data']['labels'])} classes")
+    store = run_all(cfg, log=log, until="augment")
+    timings = {"pipeline_to_augment": time.time() - t0}
+    t = time.time()
+    pools = policy_pools(cfg, store, log)
+    timings["policy_pools"] = time.time() - t
+    backbones = ["frozen"]
+    if size in [x.strip() for x in args.finetune_sizes.split(",") if x.strip()] and dataset in args.finetune_datasets.split(","):
+        backbones.append("finetune")
+    results = {}
+    for bb in backbones:
+        t = time.time()
+        runs, meta = retrain(cfg, store, bb, args.seeds if bb == "frozen" else args.finetune_seeds, log)
+        results[bb] = summarize(runs, store, cfg)
+        results[bb]["seconds"] = meta["seconds"]
+        results[bb]["training_sets"] = meta["training_sets"]
+        timings[f"retrain_{bb}"] = time.time() - t
+        log(table(tag, bb, results[bb]))
+    stages = store.manifest()["stages"]
+    return {
+        "dataset": dataset, "size": size,
+        "rows": {"train": split["n_train"], "test": split["n_test"], "classes": len(split["data"]["labels"]), "n_noisy": split["n_noisy"]},
+        "aug_ratio": ratio,
+        "oof": {k: stages["oof"]["summary"].get(k) for k in ("accuracy", "log_loss", "ece", "weights", "max_length")},
+        "selection": stages["select"]["summary"].get("actions"),
+        "pools": pools,
+        "backbones": results,
+        "finetune": {"epochs": args.finetune_epochs, "lr": args.finetune_lr} if "finetune" in backbones else None,
+        "seconds": {k: round(v, 1) for k, v in timings.items()},
+    }
+
+
+def pct(x):
+    return "-" if x is None else f"{100 * x:+.2f}"
+
+
+def table(tag: str, bb: str, r: dict) -> str:
+    lines = [f"{tag:<16} {bb:<9} {'arm':<22} {'acc %':>7} {'vs baseline [95% CI]':<26} {'McNemar p':>9} {'vs random [95% CI]':<24}"]
+    for a, v in r["arms"].items():
+        ci = "" if a == "baseline" else f"{pct(v['delta_vs_baseline'])} [{pct(v['ci_low'])}, {pct(v['ci_high'])}]"
+        vr = r["targeted_vs_random"].get(a)
+        vrs = f"{pct(vr['delta'])} [{pct(vr['ci_low'])}, {pct(vr['ci_high'])}]" if vr else ""
+        p = "" if v["mcnemar_p"] is None else f"{v['mcnemar_p']:.3f}"
+        lines.append(f"{tag:<16} {bb:<9} {a:<22} {100 * v['accuracy']:>7.2f} {ci:<26} {p:>9} {vrs:<24}")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -295,36 +345,28 @@ def main() -> int:
     if not todo:
         print("nothing to run: pass --banking77 and/or --clinc150 with the dataset folders", file=sys.stderr)
         return 2
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    bad = [s for s in sizes if s != "full" and not (s.isdigit() and int(s) >= 5)]
+    if bad:
+        print(f"--sizes: {bad} are not 'full' or a count of training examples per class >= 5 (the OOF stage needs 5 folds)", file=sys.stderr)
+        return 2
     log = lambda s: print(s, flush=True)  # noqa: E731
-    results = {}
-    for name, path, loader in todo:
-        train, test = loader(path)
-        results[name] = bench(name, train, test, log)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"datasets": results}, indent=2, default=float))
+    out = Path(args.out)
+    results = json.loads(out.read_text()).get("settings", {}) if out.exists() else {}
+    # the small settings first: they are the question, and they are quick
+    order = sorted(sizes, key=lambda s: (s == "full", int(s) if s.isdigit() else 0))
+    for size in order:
+        for name, path, loader in todo:
+            train, test = loader(path)
+            results[f"{name}-{size}"] = bench(name, size, train, test, log)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"settings": results, "args": vars(args)}, indent=2, default=float))
     print()
-    print(f"{'dataset':<10} {'arm':<16} {'held-out accuracy % [95% CI]':<30} {'vs baseline (paired)':<28}")
-    for name, r in results.items():
-        for a in sorted(r["arms"], key=lambda a: ARMS.index(a) if a in ARMS else len(ARMS)):
-            v = r["arms"][a]
-            d = v.get("vs_baseline", {}).get("accuracy") if v.get("vs_baseline") else None
-            star = "*" if d and d["excludes_zero"] else ""
-            print(f"{name:<10} {a:<16} {pct(v['accuracy']):<30} {pct(d) + star if d else '-':<28}")
-        print(f"{name:<10} {'clean-label':<16} {pct(r['clean_label_model']):<30}")
-        b = r["sweep"]["best"]
-        if b:
-            label = "sweep best (baseline)" if b.get("threshold") is None else f"sweep best ({b['threshold']:g}/{b['aug_ratio']:g}/{b['issue_action']})"
-            print(f"{name:<10} {label:<16} {pct(r['sweep']['best_rerun_accuracy']):<30}")
-        sv = r["sensitivity_undertrained_head"]
-        print(f"{name:<10} under-trained head ({sv['setting']}): baseline {pct(sv['accuracy']['baseline'])}, "
-              f"clean {pct(sv['accuracy']['clean'])}, clean-label {pct(sv['accuracy']['clean-label'])}, "
-              f"recovered {'-' if sv['recovered'] is None else format(sv['recovered'], '.2f')}")
-        rec = r["recovered"]
-        print(f"{name:<10} recovered = {'-' if rec is None else f'{rec:.2f}'} (target >= 0.5: "
-              f"{'met' if r['recovered_target_met'] else 'NOT met'}); targeted vs random at the same budget: "
-              f"{r['targeted_beats_random']} ({pct(r['targeted_minus_random'])})")
-    print("* = seed-paired 95% interval excludes zero")
-    print(f"wrote {args.out}")
+    for tag, r in results.items():
+        for bb, br in r["backbones"].items():
+            print(table(tag, bb, br))
+    print("vs baseline / vs random: paired bootstrap over test rows (seeds averaged), 95% interval; McNemar exact p vs baseline")
+    print(f"wrote {out}")
     return 0
 
 

@@ -383,3 +383,139 @@ def test_write_report_needs_a_run_dir(tmp_path):
     assert R.main([str(tmp_path / "ok")]) == 0
     assert (tmp_path / "ok" / "report.html").stat().st_size > 1000
     assert not [p for p in (tmp_path / "ok").iterdir() if p.name.startswith(".tmp")]
+
+
+# --------------------------------------------------------------------------- score signals and the data map
+
+DUP_TEXT = "where is my <parcel> & my refund"
+
+
+@pytest.fixture(scope="module")
+def signal_run(tmp_path_factory):
+    """A run whose score and select stages are the real ones (pipeline.score, pipeline.select_stage): OOF
+    probabilities over 3 epochs, frozen embeddings with planted outliers, one planted conflicting
+    duplicate (two rows of different classes with the same text) and the logreg dual model."""
+    from hardmine.config import from_dict
+    from hardmine.embed import embeddings_table
+    from hardmine.pipeline import Context, score, select_stage
+
+    root = tmp_path_factory.mktemp("signals")
+    cfg = from_dict({"name": "sig", "run_root": str(root), "data": {"path": "data.csv"}, "oof": {"folds": 3},
+                     "score": {"knn_k": 5, "outlier_quantile": 0.02, "duplicates": "exact", "dual_model": "logreg"}})
+    store = _early_run(cfg.run_dir)
+    ds = _dataset()
+    texts = ds.column("text").to_pylist()
+    texts[53] = texts[104] = DUP_TEXT  # c1-3 (배송 문의) and c2-4 (<b>account</b>)
+    ds = ds.set_column(ds.schema.get_field_index("text"), "text", pa.array(texts, pa.string()))
+    store.write_table("dataset.parquet", ds)
+    labels = ds.column("label").to_numpy().astype(np.int64)
+    n = len(labels)
+    probs, _, _ = _probs(labels)
+    rng = np.random.default_rng(1)
+    uniform = np.full_like(probs, 1 / probs.shape[1])
+    weights = np.clip(np.array([0.3, 0.65, 1.0])[None, :] + rng.normal(0, 0.15, (n, 3)), 0, 1)
+    weights[:, -1] = 1.0
+    epochs = weights[:, :, None] * probs[:, None, :] + (1 - weights[:, :, None]) * uniform[:, None, :]
+    ids = ds.column("id").to_pylist()
+    store.write_table("oof.parquet", pa.table({
+        "id": pa.array(ids, pa.string()), "fold": pa.array(np.arange(n) % 3, pa.int32()),
+        "probs": pa.array(list(probs), pa.list_(pa.float32())),
+        "epoch_probs": pa.array([list(e) for e in epochs.astype(np.float32)], pa.list_(pa.list_(pa.float32()))),
+    }))
+    emb = np.zeros((n, 8), np.float32)
+    emb[np.arange(n), labels] = 1.0
+    emb += rng.normal(0, 0.1, emb.shape).astype(np.float32)
+    emb[[10, 70], 5:] = rng.normal(0, 1, (2, 3)) + 3.0  # far from every class: outliers
+    emb[130, :3] = [1.0, 0.0, 0.0]  # a class-2 row among class-0 rows: low neighbour agreement
+    store.write_table("embeddings.parquet", embeddings_table(ids, emb))
+    store.mark("oof", "done", fingerprint="f-oof")
+    logs: list[str] = []
+    score(Context(cfg, store, logs.append))
+    select_stage(Context(cfg, store, logs.append))
+    page = R.build_report(store, strict=True)
+    return {"store": store, "page": page, "logs": logs}
+
+
+def test_signal_sections_render_the_score_stage_signals(signal_run):
+    store, page = signal_run["store"], signal_run["page"]
+    lq = R.read_label_quality(store.read_json("label_quality.json"))
+    sig = lq["signals"]
+    assert sig["duplicates"]["conflicting_groups"] == 1 and sig["outliers"]["flagged"] >= 2
+    for anchor, title in (("data-map", "Data map"), ("outliers", "Outliers and duplicates"), ("dual-model", "Dual model")):
+        sec = _section(page, anchor)
+        assert f"<h2>{title}</h2>" in sec and R.NOT_RUN not in sec and R.NOT_COMPUTED not in sec, anchor
+    assert "could not be rendered" not in page
+    nav = page.split("</nav>")[0]
+    assert nav.index("#label-issues") < nav.index("#data-map") < nav.index("#outliers") < nav.index("#dual-model") < nav.index("#augmentation")
+
+    out = _section(page, "outliers")
+    assert f"{sig['outliers']['flagged']:,} (top 0.02 by mean cosine distance to the 5 nearest rows)" in out
+    assert "1 (2 rows)" in out  # conflicting groups (rows)
+    # the conflicting group: both texts (escaped), under their two labels
+    dup = out.split("Duplicate groups with conflicting labels")[1]
+    assert dup.count("where is my &lt;parcel&gt; &amp; my refund") == 2
+    assert "c1-3" in dup and "c2-4" in dup and "배송 문의" in dup and "&lt;b&gt;account&lt;/b&gt;" in dup
+    # the planted outliers head the outlier table; the misplaced row heads the low-agreement table
+    isolated = out.split("Most isolated rows")[1].split("</table>")[0]
+    first_two = re.findall(r'<span dir="auto">(c\d-\d+)</span>', isolated)[:2]
+    assert set(first_two) == {"c0-10", "c1-20"}
+    low = out.split("lowest kNN label agreement")[1].split("</table>")[0]
+    assert re.findall(r'<span dir="auto">(c\d-\d+)</span>', low)[0] == "c2-30"
+    sel = store.manifest()["stages"]["select"]["summary"]
+    assert f"{sel['n_outliers']:,} outliers, {sel['n_conflicting_duplicates']:,} conflicting duplicates" in out
+
+    dual = _section(page, "dual-model")
+    m = sig["dual_model"]
+    by_value = sorted(m["importances"], key=lambda f: (-m["importances"][f], f))
+    top_feature = by_value[0]
+    assert m["importances"][top_feature] > 0 and m["model"] in dual and f"<td>{top_feature}</td>" in dual
+    # the table is ordered by importance (label_quality.json itself is stored with sorted keys)
+    assert [dual.index(f"<td>{f}</td>") for f in by_value] == sorted(dual.index(f"<td>{f}</td>") for f in by_value)
+    assert f"{m['base_rate'] * 100:.1f}%" in dual and f"<dd>{'undefined' if m['auc'] is None else R._fmt(m['auc'])}</dd>" in dual
+    scores = store.read_table("scores.parquet")
+    risk = scores.column("error_risk").to_numpy()
+    top_id = scores.column("id").to_pylist()[int(np.argmax(risk))]
+    rows = dual.split("highest error_risk")[1]
+    assert re.findall(r'<span dir="auto">(c\d-\d+)</span>', rows)[0] == top_id
+
+    dm = _section(page, "data-map")
+    assert PNG.search(dm) and store.exists("plots/data_map.png")  # drawn by the select stage
+    per_class = sel["data_map"]["per_class"]
+    for c, r in per_class.items():
+        name = R.html.escape(NAMES[int(c)])
+        assert re.search(rf'<td><span dir="auto">{re.escape(name)}</span></td><td class=num>{sum(r.values())}</td>'
+                         rf'<td class=num>{r["easy"]}</td><td class=num>{r["ambiguous"]}</td><td class=num>{r["hard"]}</td>', dm), c
+    assert "Dataset Cartography" in dm and "dyn_variability" in dm
+    regions = sel["data_map"]["regions"]
+    assert sum(regions.values()) == 150 and f"{regions['ambiguous']:,} (" in dm
+
+
+def test_data_map_is_drawn_from_the_tables_without_the_stored_png(signal_run):
+    store = signal_run["store"]
+    png = store.read_bytes("plots/data_map.png")
+    store.delete("plots/data_map.png")
+    try:
+        dm = _section(R.build_report(store, strict=True), "data-map")
+    finally:
+        store.write_bytes("plots/data_map.png", png)
+    from PIL import Image
+
+    blob = PNG.search(dm).group(1)
+    img = Image.open(io.BytesIO(base64.b64decode(blob)))
+    assert img.format == "PNG" and np.asarray(img.convert("L")).std() > 5
+
+
+def test_signal_sections_without_signals_say_not_computed(full_run):
+    page = full_run["page"]
+    assert "No training dynamics" in _section(page, "data-map") and not PNG.search(_section(page, "data-map"))
+    for anchor in ("outliers", "dual-model"):
+        sec = _section(page, anchor)
+        assert R.NOT_COMPUTED in sec and R.NOT_RUN not in sec, anchor
+
+
+def test_signal_sections_not_run_yet(tmp_path):
+    store = _early_run(tmp_path / "early-signals")
+    page = R.build_report(store, strict=True)
+    for anchor in ("data-map", "outliers", "dual-model"):
+        assert R.NOT_RUN in _section(page, anchor), anchor
+    assert "hardmine select CONFIG" in _section(page, "data-map")

@@ -81,9 +81,10 @@ def test_label_issue_queue_ranks_issues(data):
     ds, scores, probs, flipped = data
     q = review.label_issue_queue(scores, ds, LABELS)
     assert q.column_names == [
-        "id", "text", "given_label", "suggested_label", "score", "suggested_confidence", "flagged", "rank",
-        "corrected_label",
+        "id", "text", "given_label", "suggested_label", "score", "suggested_confidence", "flagged", "reason",
+        "error_risk", "rank", "corrected_label",
     ]
+    assert set(q["reason"].to_pylist()) == {"label_issue"}
     assert q["flagged"].type == pa.bool_() and all(q["flagged"].to_pylist())
     flagged = scores.filter(scores["is_label_issue"]).sort_by("issue_rank")
     assert q["id"].to_pylist() == flagged["id"].to_pylist()
