@@ -345,7 +345,8 @@ def _signals(ctx: Context, table: pa.Table, ids: list[str], texts: list[str]) ->
     if len(ids) > s.knn_k:
         from hardmine.neighbors import knn_scores, outlier_flags
 
-        if store.exists("embeddings.parquet"):  # the frozen member's, computed once by the OOF stage
+        oof_outputs = (store.manifest().get("stages", {}).get("oof", {}).get("summary") or {}).get("outputs") or []
+        if "embeddings.parquet" in oof_outputs and store.exists("embeddings.parquet"):  # this OOF run's frozen member's
             from hardmine.evaluate import _embeddings_by_id
 
             emb, source = _embeddings_by_id(store, "embeddings.parquet", ids, "training"), "oof frozen member"

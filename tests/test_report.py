@@ -428,7 +428,7 @@ def signal_run(tmp_path_factory):
     emb[[10, 70], 5:] = rng.normal(0, 1, (2, 3)) + 3.0  # far from every class: outliers
     emb[130, :3] = [1.0, 0.0, 0.0]  # a class-2 row among class-0 rows: low neighbour agreement
     store.write_table("embeddings.parquet", embeddings_table(ids, emb))
-    store.mark("oof", "done", fingerprint="f-oof")
+    store.mark("oof", "done", fingerprint="f-oof", summary={"outputs": ["oof.parquet", "embeddings.parquet"]})
     logs: list[str] = []
     score(Context(cfg, store, logs.append))
     select_stage(Context(cfg, store, logs.append))
