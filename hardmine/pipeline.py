@@ -401,7 +401,7 @@ def format_signals(sig: dict) -> str:
     d = sig.get("duplicates")
     if d:
         lines.append(f"  duplicates ({d['mode']}): {d['groups']} groups, {d['conflicting_groups']} with conflicting labels "
-                     f"({d['conflicting_rows']} rows, sent to review)")
+                     f"({d['conflicting_rows']} rows; the select stage keeps them out of augmentation)")
     m = sig.get("dual_model")
     if m:
         top = ", ".join(f"{k} {v:.3f}" for k, v in sorted((m.get("importances") or {}).items(), key=lambda kv: -kv[1])[:3])
