@@ -49,7 +49,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hardmine.augment.filters import band_keys, estimate_jaccard, lsh_params, minhash_signatures, normalize_text
-from hardmine.probs import MAX_ROWS_NAMED
+from hardmine.probs import MAX_ROWS_NAMED, check_label_array
 
 #: distance metrics accepted by :func:`knn_scores`
 METRICS = ("cosine", "euclidean")
@@ -104,18 +104,7 @@ def _check_embeddings(embeddings: Any) -> np.ndarray:
 
 def _check_labels(labels: Any, n: int) -> np.ndarray:
     """-> int64 labels, one per row, >= 0."""
-    lab = np.asarray(labels)
-    if lab.ndim != 1:
-        raise ValueError(f"labels must be 1-D (one class index per row), got shape {lab.shape}")
-    if len(lab) != n:
-        raise ValueError(f"labels has {len(lab)} entries but there are {n} rows: pass one label per row, in the same order")
-    if lab.dtype.kind not in "iu":
-        hint = ""
-        if lab.dtype.kind == "f" and np.all(np.isfinite(lab)) and np.all(lab == np.round(lab)):
-            hint = " (they hold whole numbers: cast with labels.astype(int))"
-        elif lab.dtype.kind in "OUS":
-            hint = " (map class names to indices with the label vocabulary in the run manifest)"
-        raise ValueError(f"labels must be integer class indices >= 0, got dtype {lab.dtype}{hint}")
+    lab = check_label_array(np.asarray(labels), n, rows="there are {n} rows", indices=">= 0")
     neg = lab < 0
     if neg.any():
         raise ValueError(f"labels must be >= 0: {_rows(neg)} have values {lab[neg][:MAX_ROWS_NAMED].tolist()}")

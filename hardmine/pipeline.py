@@ -276,15 +276,13 @@ def run_all(cfg: Config, log=print, until: str | None = None) -> RunStore:
 # ----------------------------------------------------------------------------- score
 
 
-def _labels_in_order(ds: pa.Table, ids: list[str]) -> "np.ndarray":
-    import numpy as np
-
+def _rows_in_order(ds: pa.Table, ids: list[str]) -> pa.Table:
+    """The dataset rows of the OOF ``ids``, in that order."""
     pos = {i: n for n, i in enumerate(ds.column("id").to_pylist())}
-    lab = ds.column("label").to_numpy()
     missing = [i for i in ids if i not in pos]
     if missing:
         raise DataError(f"{len(missing)} ids in oof.parquet are not in dataset.parquet (e.g. {missing[:5]}): re-run the oof stage")
-    return lab[[pos[i] for i in ids]].astype(np.int64)
+    return ds.take(pa.array([pos[i] for i in ids], pa.int64()))
 
 
 def score(ctx: Context) -> dict[str, Any]:
@@ -300,7 +298,8 @@ def score(ctx: Context) -> dict[str, Any]:
         ds = store.read_table("dataset.parquet")
         names = store.manifest()["labels"]
         ids = oof_t.column("id").to_pylist()
-        labels = _labels_in_order(ds, ids)
+        rows = _rows_in_order(ds, ids)
+        labels = rows.column("label").to_numpy().astype("int64")
         s = cfg.score
         table, summary = score_table(
             oof_t.column("id"), labels, oof_t.column("probs"), oof_t.column("epoch_probs"), label_names=names,
@@ -308,7 +307,7 @@ def score(ctx: Context) -> dict[str, Any]:
         )
         for w in summary.get("warnings", []):
             ctx.log(f"warning: {w}")
-        texts = ds.column("text").take(pa.array(_positions(ds, ids), pa.int64())).to_pylist()
+        texts = rows.column("text").to_pylist()
         table, summary["signals"] = _signals(ctx, table, ids, texts)
         store.write_table("scores.parquet", table)
         if store.exists("truth.parquet"):
@@ -323,11 +322,6 @@ def score(ctx: Context) -> dict[str, Any]:
         }
 
     return run_stage(ctx, "score", fp, outputs, _run)
-
-
-def _positions(ds: pa.Table, ids: list[str]) -> list[int]:
-    pos = {i: n for n, i in enumerate(ds.column("id").to_pylist())}
-    return [pos[i] for i in ids]
 
 
 def _signals(ctx: Context, table: pa.Table, ids: list[str], texts: list[str]) -> tuple[pa.Table, dict]:

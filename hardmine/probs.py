@@ -128,20 +128,14 @@ def _to_numpy(probs: Any, ids: Any, name: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- checks
-def validate_labels(labels: Any, n_rows: int, n_classes: int, *, ids: Any = None) -> np.ndarray:
-    """Check labels are integer class indices in ``[0, n_classes)``, one per row; return int64."""
-    if isinstance(labels, (pa.Array, pa.ChunkedArray)):
-        if labels.null_count:
-            namer = _row_namer(ids, len(labels), "labels")
-            bad = np.asarray(labels.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-            raise ValueError(f"labels: {_describe_rows(bad, namer)} are null; every row needs a label")
-        labels = labels.to_numpy(zero_copy_only=False)
-    lab = np.asarray(labels)
+def check_label_array(lab: np.ndarray, n_rows: int, *, rows: str = "probs has {n} rows", indices: str = "0..K-1") -> np.ndarray:
+    """The shape and type checks every label vector gets: 1-D, one per row (``rows`` says
+    where the row count comes from), integer dtype (with a hint for floats and names)."""
     if lab.ndim != 1:
         raise ValueError(f"labels must be 1-D (one class index per row), got shape {lab.shape}")
     if len(lab) != n_rows:
         raise ValueError(
-            f"labels has {len(lab)} entries but probs has {n_rows} rows: pass one label per row, "
+            f"labels has {len(lab)} entries but {rows.format(n=n_rows)}: pass one label per row, "
             "in the same order"
         )
     if lab.dtype.kind not in "iu":
@@ -150,7 +144,19 @@ def validate_labels(labels: Any, n_rows: int, n_classes: int, *, ids: Any = None
             hint = " (they hold whole numbers: cast with labels.astype(int))"
         elif lab.dtype.kind in "OUS":
             hint = " (map class names to indices with the label vocabulary in the run manifest)"
-        raise ValueError(f"labels must be integer class indices 0..K-1, got dtype {lab.dtype}{hint}")
+        raise ValueError(f"labels must be integer class indices {indices}, got dtype {lab.dtype}{hint}")
+    return lab
+
+
+def validate_labels(labels: Any, n_rows: int, n_classes: int, *, ids: Any = None) -> np.ndarray:
+    """Check labels are integer class indices in ``[0, n_classes)``, one per row; return int64."""
+    if isinstance(labels, (pa.Array, pa.ChunkedArray)):
+        if labels.null_count:
+            namer = _row_namer(ids, len(labels), "labels")
+            bad = np.asarray(labels.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            raise ValueError(f"labels: {_describe_rows(bad, namer)} are null; every row needs a label")
+        labels = labels.to_numpy(zero_copy_only=False)
+    lab = check_label_array(np.asarray(labels), n_rows)
     bad = (lab < 0) | (lab >= n_classes)
     if bad.any():
         namer = _row_namer(ids, n_rows, "labels")

@@ -30,6 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hardmine.select import SIGNAL_REASONS
+
 STRATEGIES = ("least_confidence", "margin", "entropy")
 
 #: the correction table read back from annotators.
@@ -225,8 +227,7 @@ def _highest_error_risk(scores: pa.Table, budget: int) -> pa.Table:
 
 
 def _reasons(picked: pa.Table, default: str) -> list[str]:
-    cols = [("label_issue", _flag(picked, "is_label_issue")), ("conflicting_duplicate", _flag(picked, "is_conflicting_duplicate")),
-            ("outlier", _flag(picked, "is_outlier"))]
+    cols = [("label_issue", _flag(picked, "is_label_issue"))] + [(r, _flag(picked, c)) for r, c in SIGNAL_REASONS.items()]
     return [",".join(name for name, f in cols if f[i]) or default for i in range(picked.num_rows)]
 
 

@@ -238,6 +238,15 @@ def method_metrics(probs, given, true, is_noisy, flagged, quality, seconds) -> d
     }
 
 
+def write_train_csv(path: Path, ids, texts, labels, names) -> None:
+    """The data file hardmine reads: id, text, label name."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "text", "label"])
+        for i, t, lab in zip(ids, texts, labels):
+            w.writerow([i, t, names[lab]])
+
+
 def recall_at(order: np.ndarray, is_noisy: np.ndarray) -> float:
     budget = int(is_noisy.sum())
     return round(float(is_noisy[order[:budget]].sum() / budget), 4) if budget else 0.0
@@ -280,11 +289,7 @@ def duplicate_setting(dataset: str, texts: list[str], names: list[str], y: np.nd
     tag = f"{dataset}-dup-{args.dup_rate:g}"
     d = ds_work / "data" / tag
     d.mkdir(parents=True, exist_ok=True)
-    with open(d / "train.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["id", "text", "label"])
-        for i, t, lab in zip(ids, all_texts, all_y):
-            w.writerow([i, t, names[lab]])
+    write_train_csv(d / "train.csv", ids, all_texts, all_y, names)
     base = {"name": tag, "run_root": str(ds_work / "runs"), "data": {"path": str(d / "train.csv"), "labels": names}}
     cfg = load_config(None, args.overrides, base=base)
     if not args.reuse:
@@ -367,11 +372,7 @@ def run_setting(dataset: str, texts: list[str], names: list[str], y: np.ndarray,
     # --- the inputs hardmine reads: data (id,text,label) and the injected truth (id,true_label,is_noisy)
     d = ds_work / "data" / tag
     d.mkdir(parents=True, exist_ok=True)
-    with open(d / "train.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["id", "text", "label"])
-        for i, t, lab in zip(ids, texts, noisy):
-            w.writerow([i, t, names[lab]])
+    write_train_csv(d / "train.csv", ids, texts, noisy, names)
     with open(d / "truth.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["id", "true_label", "is_noisy"])
