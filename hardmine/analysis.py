@@ -1,4 +1,5 @@
-"""Hard-case analysis: where the hard samples are, what they are confused with, what they look like.
+"""Hard-case analysis: where the hard samples are, what they are confused with, what they look like
+(distinctive phrases: words and word n-grams, or character n-grams for text written without spaces).
 
 Pure functions over the scores and dataset tables; results are pyarrow tables plus
 JSON-able dicts (``analyze``), rendered for the console (``format_tables``) or written
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import functools
 import os
+import re
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -41,21 +44,42 @@ CONFUSION_PAIRS = pa.schema(
         pa.field("share_of_hard", pa.float64()),
     ]
 )
+#: one row per distinctive phrase (artifact ``distinctive_tokens.parquet``; the name is kept for old readers).
+#: ``phrase``: what a reader sees (a word n-gram, or a character n-gram grown towards whole words);
+#: ``hard_df`` of ``n_hard``: hard rows of the class containing ``phrase``; ``other_df`` of ``n_other``: the same
+#: in the contrast group (``versus``); ``token``: the vectorizer's n-gram that was scored; ``unit``: word or char.
 DISTINCTIVE_TOKENS = pa.schema(
     [
         pa.field("class", pa.int32()),
         pa.field("name", pa.string()),
-        pa.field("token", pa.string()),
         pa.field("phrase", pa.string()),
-        pa.field("score", pa.float64()),
         pa.field("hard_df", pa.int64()),
+        pa.field("n_hard", pa.int64()),
+        pa.field("other_df", pa.int64()),
+        pa.field("n_other", pa.int64()),
+        pa.field("score", pa.float64()),
+        pa.field("token", pa.string()),
         pa.field("versus", pa.string()),
+        pa.field("unit", pa.string()),
     ]
 )
 #: the tables in an :func:`analyze` result (each written as ``<name>.parquet``)
 TABLES = ("per_class", "confusion_pairs", "distinctive_tokens")
 CONTRASTS = ("class", "all")
 TOKEN_SCORES = ("lift", "tfidf")
+#: phrase units: ``word`` (words and word n-grams), ``char`` (character n-grams inside words, for
+#: scripts written without spaces), ``auto`` (:func:`phrase_unit` decides per dataset)
+UNITS = ("auto", "word", "char")
+DEFAULT_NGRAMS = {"word": (1, 3), "char": (2, 4)}
+
+# scripts written without spaces between words: CJK ideographs, kana, Thai, Lao, Tibetan, Myanmar, Khmer
+_NO_SPACE_SCRIPT = re.compile(
+    "[\u0e00-\u0eff\u0f00-\u0fff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002ffff]"
+)
+_WORD_CHAR = re.compile(r"\w")
+# English clitics: "it's", "i'm", "we're" count as stop words when the base word is one
+_CLITIC = re.compile(r"^(\w+)['\u2019](?:s|m|re|ve|ll|d)$")
 
 
 def _share(a, b) -> float:
@@ -82,6 +106,95 @@ def _indicator(mask_by_group: list[np.ndarray], n: int) -> sp.csr_matrix:
     rows = np.concatenate(rows) if rows else np.zeros(0, int)
     cols = np.concatenate(cols) if cols else np.zeros(0, int)
     return sp.csr_matrix((np.ones(rows.size, np.float64), (rows, cols)), shape=(len(mask_by_group), n))
+
+
+@functools.lru_cache(maxsize=None)
+def _word_re() -> re.Pattern:
+    """A word: a run of ``\\w`` or combining marks (so Devanagari, Thai, ... vowel signs stay inside
+    the word), with inner apostrophes (``don't``, ``it’s``). One-character words are kept (Korean 안, 못)."""
+    ranges, start = [], None
+    for cp in range(0x20000):
+        is_mark = unicodedata.category(chr(cp))[0] == "M"
+        if is_mark and start is None:
+            start = cp
+        elif not is_mark and start is not None:
+            ranges.append((start, cp - 1))
+            start = None
+    marks = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+    w = rf"(?:\w|[{marks}])"
+    return re.compile(rf"{w}+(?:['\u2019]{w}+)*")
+
+
+def _word_tokens(text: str) -> list[str]:
+    return _word_re().findall(text)
+
+
+_SENTENCE_END = re.compile("[.!?;\u3002\uff01\uff1f\uff1b\u2026]")
+_BREAK = "\n"  # never a word: growing phrases stops at sentence ends
+
+
+def _word_doc(text: str) -> list[str]:
+    """The lowercased words of ``text`` with :data:`_BREAK` between sentences (for growing phrases)."""
+    out: list[str] = []
+    last = 0
+    text = text.lower()
+    for m in _word_re().finditer(text):
+        if out and _SENTENCE_END.search(text, last, m.start()):
+            out.append(_BREAK)
+        out.append(m.group())
+        last = m.end()
+    return out
+
+
+def _is_stop_unigram(tok: str) -> bool:
+    """An English stop word (sklearn's ENGLISH_STOP_WORDS, or one with a clitic: ``it's``); such
+    unigrams say nothing on their own. Longer n-grams are kept (``cancel my order``, ``not good``)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    if tok in ENGLISH_STOP_WORDS:
+        return True
+    m = _CLITIC.match(tok)
+    return bool(m) and m.group(1) in ENGLISH_STOP_WORDS
+
+
+def phrase_unit(texts, *, max_texts: int = 5000) -> str:
+    """``"word"`` for space-delimited text (English, Korean, Hindi, ...), ``"char"`` for text written
+    without spaces: at least half of its word characters are CJK ideographs, kana, Thai, Lao, Tibetan,
+    Myanmar or Khmer and whitespace-separated chunks average 3+ characters (not pre-segmented), or,
+    any script, chunks average 12+ characters. Looks at the first ``max_texts`` non-empty texts."""
+    n_chars = n_chunks = n_word = n_nospace = 0
+    seen = 0
+    for t in texts:
+        if t is None:
+            continue
+        chunks = str(t).split()
+        if not chunks:
+            continue
+        n_chunks += len(chunks)
+        n_chars += sum(map(len, chunks))
+        n_word += len(_WORD_CHAR.findall(str(t)))
+        n_nospace += len(_NO_SPACE_SCRIPT.findall(str(t)))
+        seen += 1
+        if seen >= max_texts:
+            break
+    if not n_chunks:
+        return "word"
+    per_chunk = n_chars / n_chunks
+    if per_chunk >= 12 or (n_word and n_nospace / n_word >= 0.5 and per_chunk >= 3):
+        return "char"
+    return "word"
+
+
+def _same_words(a: str, b: str) -> bool:
+    """True when one word n-gram contains the other or they overlap by >= max(1, shorter - 1) words
+    (``cancel my`` / ``my order``)."""
+    x, y = a.split(), b.split()
+    if len(x) > len(y):
+        x, y = y, x
+    m = len(x)
+    if any(y[i : i + m] == x for i in range(len(y) - m + 1)):
+        return True
+    return any(x[-o:] == y[:o] or y[-o:] == x[:o] for o in range(max(1, m - 1), m))
 
 
 def _same_phrase(a: str, b: str) -> bool:
@@ -122,15 +235,54 @@ def _doc_freq(s: str, docs: list[str]) -> int:
     return sum(1 for d in docs if s in d)
 
 
+def _find_words(seq: tuple, doc: list[str]) -> int:
+    """Index of the first occurrence of the word sequence ``seq`` in ``doc`` (a word list), or -1."""
+    m = len(seq)
+    for i in range(len(doc) - m + 1):
+        if doc[i] == seq[0] and tuple(doc[i : i + m]) == seq:
+            return i
+    return -1
+
+
+def _grow_words(tok: str, docs: list[list[str]], keep: float = 0.8, max_words: int = 8) -> str:
+    """:func:`_grow` for word n-grams: extend ``tok`` one word at a time, left or right, while the
+    longer phrase still occurs in at least ``keep`` of the ``docs`` (word lists) that contain ``tok``
+    (``"cancel my order"`` -> ``"i want to cancel my order"``)."""
+    phrase = tuple(tok.split())
+    docs = [d for d in docs if _find_words(phrase, d) >= 0]
+    need = keep * len(docs)
+    while docs and len(phrase) < max_words:
+        best, best_df = None, 0
+        for side in (0, 1):
+            counts: dict[tuple, int] = {}
+            for d in docs:
+                i = _find_words(phrase, d)
+                j = i - 1 if side == 0 else i + len(phrase)
+                if 0 <= j < len(d) and d[j] != _BREAK:
+                    ext = (d[j], *phrase) if side == 0 else (*phrase, d[j])
+                    counts[ext] = counts.get(ext, 0) + 1
+            for ext in sorted(counts, key=counts.get, reverse=True)[:2]:
+                df = sum(1 for d in docs if _find_words(ext, d) >= 0)
+                if df >= need and df > best_df:
+                    best, best_df = ext, df
+        if best is None:
+            break
+        phrase = best
+    return " ".join(phrase)
+
+
 def _top_tokens(
-    score: np.ndarray, vocab: np.ndarray, k: int, dedupe: bool, docs: list[str] | None = None
+    score: np.ndarray, vocab: np.ndarray, k: int, dedupe: bool, docs: list | None = None, unit: str = "char"
 ) -> list[tuple[int, str]]:
     """(index, phrase) of the k best positive scores (ties: longer n-gram, then token).
 
-    With ``dedupe`` an n-gram is grown (:func:`_grow`) into the longest string that still occurs
-    in >= 80% of the hard ``docs`` containing it (``docs``: padded, lowercased hard texts of the
-    class), and n-grams overlapping an already chosen phrase are skipped.
+    With ``dedupe`` an n-gram is grown (:func:`_grow` for chars, :func:`_grow_words` for words)
+    into the longest phrase that still occurs in >= 80% of the hard ``docs`` containing it
+    (``docs``: the class's hard texts, lowercased: padded strings for chars, word lists for words),
+    and n-grams overlapping an already chosen phrase are skipped (:func:`_same_phrase`,
+    :func:`_same_words`).
     """
+    same = _same_words if unit == "word" else (lambda a, b: _same_phrase(a.strip(), b.strip()))
     cand = np.flatnonzero(score > 0)
     pool = k * 20 if dedupe else k
     rounded = np.round(score[cand], 10)  # float noise must not split n-grams of one phrase
@@ -144,10 +296,13 @@ def _top_tokens(
         if len(chosen) == k:
             break
         tok = str(vocab[j])
-        if dedupe and any(_same_phrase(tok.strip(), ph.strip()) for _, ph in chosen):
+        if dedupe and any(same(tok, ph) for _, ph in chosen):
             continue
-        phrase = _grow(tok, docs) if dedupe and docs is not None else tok
-        if dedupe and any(_same_phrase(phrase.strip(), ph.strip()) for _, ph in chosen):
+        if dedupe and docs is not None:
+            phrase = _grow_words(tok, docs) if unit == "word" else _grow(tok, docs)
+        else:
+            phrase = tok
+        if dedupe and phrase != tok and any(same(phrase, ph) for _, ph in chosen):
             continue
         chosen.append((int(j), phrase))
     return chosen
@@ -179,24 +334,31 @@ def distinctive_tokens(
     label_names: list[str],
     *,
     top_tokens: int = 10,
-    ngram_range=(2, 4),
+    unit: str = "auto",
+    ngram_range=None,
     contrast: str = "class",
     score: str = "lift",
     dedupe: bool = True,
     min_hard_df: int = 3,
 ) -> pa.Table:
-    """Char n-grams (``TfidfVectorizer(analyzer="char_wb")``) over-represented in each class's hard samples.
+    """Distinctive phrases: n-grams over-represented in each class's hard samples (schema :data:`DISTINCTIVE_TOKENS`).
 
+    ``unit="word"``: lowercased words and word n-grams (``ngram_range`` default (1, 3); a word is a
+    run of letters, digits and combining marks, apostrophes inside kept, one-letter words too);
+    unigrams that are English stop words are skipped. ``unit="char"``: character n-grams inside
+    words (``TfidfVectorizer(analyzer="char_wb")``, default (2, 4)), for scripts written without
+    spaces. ``"auto"``: :func:`phrase_unit` of ``texts``.
     ``contrast="class"``: hard samples of a class vs its other samples (falls back to all other
     texts when every sample of the class is hard); ``"all"``: vs every text outside that hard set.
     ``score="lift"``: log ratio of the share of documents containing the n-gram (add-one
     smoothed), hard vs contrast; ``"tfidf"``: mean TF-IDF in the hard group minus in the contrast
     group (favours frequent short n-grams). Only scores > 0 are kept; an n-gram must occur in at
-    least ``min(min_hard_df, n_hard_of_class)`` hard samples. ``dedupe`` skips an n-gram
-    contained in, containing or overlapping a higher-ranked one's ``phrase`` (the n-gram grown
-    char by char while it keeps 80% of its hard occurrences: ``"liv"`` -> ``" deliver"``), so
-    each row is a different phrase. Cost is linear in the
-    characters of ``texts``: pass a sample (:func:`token_sample`) for big sets.
+    least ``min(min_hard_df, n_hard_of_class)`` hard samples. With ``dedupe`` each n-gram is shown
+    grown (word by word, or char by char) while it keeps 80% of its hard occurrences
+    (``"cancel my order"`` -> ``"i want to cancel my order"``, ``"liv"`` -> ``" deliver"``), and an
+    n-gram contained in, containing or overlapping a higher-ranked phrase is skipped.
+    ``hard_df``/``other_df`` count the rows containing the shown ``phrase`` (``score``: its ``token``).
+    Cost is linear in the characters of ``texts``: pass a sample (:func:`token_sample`) for big sets.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -204,6 +366,8 @@ def distinctive_tokens(
         raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
     if score not in TOKEN_SCORES:
         raise ValueError(f"score must be one of {TOKEN_SCORES}, got {score!r}")
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
     texts = ["" if t is None else str(t) for t in texts]
     labels = np.asarray(labels)
     hard = np.asarray(hard, dtype=bool)
@@ -211,13 +375,25 @@ def distinctive_tokens(
     classes = [int(c) for c in np.unique(labels[hard])]
     if not classes or top_tokens == 0:
         return empty
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(ngram_range), sublinear_tf=True, dtype=np.float64)
+    if unit == "auto":
+        unit = phrase_unit(texts)
+    ngram_range = tuple(ngram_range) if ngram_range is not None else DEFAULT_NGRAMS[unit]
+    if unit == "word":
+        vec = TfidfVectorizer(
+            tokenizer=_word_tokens, token_pattern=None, lowercase=True, ngram_range=ngram_range,
+            sublinear_tf=True, dtype=np.float64,
+        )
+    else:
+        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, sublinear_tf=True, dtype=np.float64)
     try:
         X = vec.fit_transform(texts).tocsr()
     except ValueError:  # empty vocabulary: every text is empty
         return empty
     vocab = vec.get_feature_names_out().astype(str)
-    keep_tok = np.array([bool(t.strip()) for t in vocab])
+    if unit == "word":
+        keep_tok = np.array([" " in t or not _is_stop_unigram(t) for t in vocab], dtype=bool)
+    else:
+        keep_tok = np.array([bool(t.strip()) for t in vocab], dtype=bool)
     n = len(texts)
     B = (X > 0).astype(np.float64)
     M = X if score == "tfidf" else B  # summed per group: TF-IDF mass or document frequency
@@ -226,34 +402,58 @@ def distinctive_tokens(
     g_hard, g_class = _indicator(hard_g, n), _indicator(class_g, n)
     s_hard = (g_hard @ M).tocsr()  # sparse: groups x V can be large (densified per class below)
     s_class = (g_class @ M).tocsr()
-    df_hard = s_hard if M is B else (g_hard @ B).tocsr()
     s_all = np.asarray(M.sum(axis=0)).ravel()
+    if M is B:
+        df_hard, df_class, df_all = s_hard, s_class, s_all
+    else:
+        df_hard, df_class = (g_hard @ B).tocsr(), (g_class @ B).tocsr()
+        df_all = np.asarray(B.sum(axis=0)).ravel()
+    if unit == "word":  # lowercased word lists: growing phrases and counting the rows holding them
+        docs_all = [_word_doc(t) for t in texts]
+        holds = lambda ph, d: _find_words(ph, d) >= 0  # noqa: E731
+    else:
+        docs_all = [f" {' '.join(t.lower().split())} " for t in texts]
+        holds = lambda ph, d: ph in d  # noqa: E731
+    Bc = B.tocsc()  # rows holding each n-gram: a grown phrase holds its n-gram, so only those are searched
     rows = []
     for g, c in enumerate(classes):
         sh = s_hard[g].toarray().ravel()
+        dh = df_hard[g].toarray().ravel()
         n_h = int(hard_g[g].sum())
         n_rest = int(class_g[g].sum()) - n_h
         if contrast == "class" and n_rest > 0:
             ref, n_ref, versus = s_class[g].toarray().ravel() - sh, n_rest, "rest_of_class"
+            ref_df, ref_rows = df_class[g].toarray().ravel() - dh, class_g[g] & ~hard_g[g]
         else:
             ref, n_ref, versus = s_all - sh, n - n_h, "other_texts"
+            ref_df, ref_rows = df_all - dh, ~hard_g[g]
         if score == "tfidf":
             sc = sh / n_h - (ref / n_ref if n_ref else 0.0)
         else:
             sc = np.log((sh + 1.0) / (n_h + 2.0)) - np.log((ref + 1.0) / (n_ref + 2.0))
-        df_g = sh if M is B else df_hard[g].toarray().ravel()
-        sc = np.where(keep_tok & (df_g >= min(min_hard_df, n_h)), sc, -np.inf)
-        docs = [f" {' '.join(texts[i].lower().split())} " for i in np.flatnonzero(hard_g[g])] if dedupe else None
-        for j, phrase in _top_tokens(sc, vocab, top_tokens, dedupe, docs):
+        sc = np.where(keep_tok & (dh >= min(min_hard_df, n_h)), sc, -np.inf)
+        docs = [docs_all[i] for i in np.flatnonzero(hard_g[g])] if dedupe else None
+        for j, phrase in _top_tokens(sc, vocab, top_tokens, dedupe, docs, unit):
+            with_tok = Bc.indices[Bc.indptr[j] : Bc.indptr[j + 1]]
+            if phrase == vocab[j]:  # counted by the vectorizer
+                h_df, o_df = int(round(dh[j])), int(round(ref_df[j]))
+            else:  # the rows holding the shown (grown) phrase
+                key = tuple(phrase.split()) if unit == "word" else phrase
+                h_df = sum(holds(key, docs_all[i]) for i in with_tok[hard_g[g][with_tok]])
+                o_df = sum(holds(key, docs_all[i]) for i in with_tok[ref_rows[with_tok]])
             rows.append(
                 {
                     "class": c,
                     "name": label_names[c],
-                    "token": str(vocab[j]),
                     "phrase": phrase.strip(),
+                    "hard_df": h_df,
+                    "n_hard": n_h,
+                    "other_df": o_df,
+                    "n_other": n_ref,
                     "score": float(sc[j]),
-                    "hard_df": int(round(df_g[j])),
+                    "token": str(vocab[j]),
                     "versus": versus,
+                    "unit": unit,
                 }
             )
     return pa.Table.from_pylist(rows, schema=DISTINCTIVE_TOKENS)
@@ -268,7 +468,8 @@ def analyze(
     hardness_quantile: float = 0.2,
     top_pairs: int = 10,
     top_tokens: int = 10,
-    ngram_range=(2, 4),
+    ngram_range=None,
+    unit: str = "auto",
     contrast: str = "class",
     token_score: str = "lift",
     dedupe: bool = True,
@@ -276,11 +477,13 @@ def analyze(
     max_token_texts: int | None = 20_000,
     seed: int = 0,
 ) -> dict:
-    """Per-class hard/issue shares, top confusion pairs, lengths and distinctive n-grams of the hard set.
+    """Per-class hard/issue shares, top confusion pairs, lengths and distinctive phrases of the hard set.
 
     Hard = ``hard_mask`` (aligned with ``scores``) or, when None, the top ``hardness_quantile``
-    fraction by hardness (same rule as :func:`hardmine.select.select`). The n-gram analysis
-    uses at most ``max_token_texts`` texts (stratified sample, see :func:`token_sample`).
+    fraction by hardness (same rule as :func:`hardmine.select.select`). The phrase analysis
+    (:func:`distinctive_tokens`; ``unit``: word n-grams, or char n-grams for text without spaces,
+    ``"auto"`` decides; ``ngram_range`` None: that unit's default) uses at most ``max_token_texts``
+    texts (stratified sample, see :func:`token_sample`); the unit used is ``result["phrase_unit"]``.
     """
     if max_token_texts is not None and (
         isinstance(max_token_texts, bool) or not isinstance(max_token_texts, (int, np.integer)) or max_token_texts < 1
@@ -289,13 +492,15 @@ def analyze(
     for name, v in (("top_pairs", top_pairs), ("top_tokens", top_tokens), ("min_hard_df", min_hard_df)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
-    if (
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+    if ngram_range is not None and (
         not isinstance(ngram_range, (tuple, list))
         or len(ngram_range) != 2
         or not all(isinstance(x, (int, np.integer)) for x in ngram_range)
         or not 1 <= ngram_range[0] <= ngram_range[1]
     ):
-        raise ValueError(f"ngram_range must be (min_n, max_n) with 1 <= min_n <= max_n, got {ngram_range!r}")
+        raise ValueError(f"ngram_range must be None or (min_n, max_n) with 1 <= min_n <= max_n, got {ngram_range!r}")
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
     if token_score not in TOKEN_SCORES:
@@ -373,9 +578,10 @@ def analyze(
         "not_hard": length_stats(lengths[~hard]),
     }
     rows = token_sample(labels, hard, max_token_texts, seed)
+    unit = phrase_unit(text[rows]) if unit == "auto" else unit
     tokens = distinctive_tokens(
-        text[rows], labels[rows], hard[rows], label_names, top_tokens=top_tokens, ngram_range=ngram_range,
-        contrast=contrast, score=token_score, dedupe=dedupe, min_hard_df=min_hard_df,
+        text[rows], labels[rows], hard[rows], label_names, top_tokens=top_tokens, unit=unit,
+        ngram_range=ngram_range, contrast=contrast, score=token_score, dedupe=dedupe, min_hard_df=min_hard_df,
     )
     return {
         "n": int(n),
@@ -388,6 +594,7 @@ def analyze(
         "confusion_pairs": confusion,
         "length": length,
         "distinctive_tokens": tokens,
+        "phrase_unit": unit,
         "token_rows": int(rows.size),
     }
 
@@ -433,6 +640,36 @@ def render_table(table: pa.Table, *, max_rows: int | None = 30) -> str:
     return "\n".join(lines)
 
 
+def _of(k, n) -> str | None:
+    return None if k is None else (f"{k} of {n}" if n is not None else str(k))
+
+
+def phrases_view(tok: pa.Table) -> pa.Table:
+    """The distinctive phrases for people: class, name, phrase, ``hard rows`` ("12 of 85": hard rows of
+    the class containing the phrase), ``other rows`` (the same in the contrast group), score, versus."""
+    cols = set(tok.column_names)
+    rows = tok.to_pylist()
+    get = lambda r, k: r.get(k) if k in cols else None  # noqa: E731  (tables written before n_hard existed)
+    return pa.table(
+        {
+            "class": pa.array([r["class"] for r in rows], pa.int32()),
+            "name": pa.array([r["name"] for r in rows], pa.string()),
+            "phrase": pa.array([(get(r, "phrase") or r["token"]).strip() for r in rows], pa.string()),
+            "hard rows": pa.array([_of(get(r, "hard_df"), get(r, "n_hard")) for r in rows], pa.string()),
+            "other rows": pa.array([_of(get(r, "other_df"), get(r, "n_other")) for r in rows], pa.string()),
+            "score": pa.array([r["score"] for r in rows], pa.float64()),
+            "versus": pa.array([r["versus"] for r in rows], pa.string()),
+        }
+    )
+
+
+def phrases_title(result: dict) -> str:
+    unit = result.get("phrase_unit", "char")
+    what = "words and word n-grams" if unit == "word" else "character n-grams within words: text without spaces"
+    return (f"distinctive phrases of hard samples ({what}; {result.get('token_rows', result['n'])} texts analysed; "
+            "hard rows / other rows: rows containing the phrase)")
+
+
 def format_tables(result: dict, *, max_rows: int = 30) -> str:
     """Render an :func:`analyze` result as plain-text tables for the console."""
     parts = [
@@ -456,12 +693,7 @@ def format_tables(result: dict, *, max_rows: int = 30) -> str:
         }
     )
     parts += ["", "text length in characters", render_table(lt, max_rows=None)]
-    tok = result["distinctive_tokens"]
-    shown = tok.set_column(
-        tok.schema.get_field_index("token"), "token", pa.array([repr(t) for t in tok.column("token").to_pylist()])
-    ).select(["class", "name", "phrase", "token", "score", "hard_df", "versus"])
-    title = f"distinctive character n-grams of hard samples ({result.get('token_rows', result['n'])} texts analysed)"
-    parts += ["", title, render_table(shown, max_rows=max_rows * 3)]
+    parts += ["", phrases_title(result), render_table(phrases_view(result["distinctive_tokens"]), max_rows=max_rows * 3)]
     return "\n".join(parts) + "\n"
 
 

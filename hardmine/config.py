@@ -43,7 +43,13 @@ class DataConfig(_Section):
     test_path: Optional[str] = Field(None, description="held-out test file, same columns")
     test_size: float = Field(0.0, ge=0.0, lt=0.9, description="stratified hold-out carved before mining when no test_path")
     truth_path: Optional[str] = Field(None, description="CSV with id,true_label for injected-noise precision/recall")
-    encoding: str = "utf-8"
+    encoding: str = Field("utf-8", description="text encoding of CSV/TSV/JSONL files (utf-8, utf-8-sig, cp949, euc-kr, ...)")
+    quoting: Literal["auto", "none", "csv"] = Field(
+        "auto",
+        description="CSV/TSV quotes: auto = CSV with standard quoting, TSV one row per line (a cell wrapped in quotes "
+                    "is unquoted, any other quote is text); none = quotes are always text; csv = TSV with CSV quoting "
+                    "too (quoted cells may span lines)",
+    )
 
     @model_validator(mode="after")
     def _source(self):
@@ -113,7 +119,12 @@ class OOFConfig(_Section):
     epochs: int = Field(3, ge=1, description="finetune and linear/mlp heads: epochs; logreg head and tfidf: snapshots of the solver's trajectory recorded as training dynamics")
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.01, ge=0.0)
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "auto",
+        description="finetune training on a GPU (never on CPU): auto = bf16 on compute capability >= 8.0 (Ampere and later), "
+        "else fp16 with a GradScaler (its state is checkpointed); held-out probabilities (what cleanlab reads) are always "
+        "computed by a full float32 forward pass",
+    )
     head: Literal["logreg", "linear", "mlp"] = Field(
         "logreg", description="frozen head: logreg = multinomial LogisticRegression fitted to convergence (lbfgs); linear/mlp = torch heads trained for oof.epochs"
     )
@@ -195,7 +206,7 @@ class ScoreConfig(_Section):
     )
     low_memory_threshold: int = Field(500_000, ge=1, description="rows above which cleanlab's batched low-memory path is used")
     top_pairs: int = Field(10, ge=0, description="confusion pairs shown in the hard-case analysis")
-    top_tokens: int = Field(10, ge=0, description="distinctive character n-grams per class")
+    top_tokens: int = Field(10, ge=0, description="distinctive phrases per class (words and word n-grams; character n-grams for text without spaces)")
     knn_k: int = Field(
         10, ge=1,
         description="neighbours for outlier_score and knn_label_agreement (frozen embeddings; for a run without a frozen member, embedded with oof.model)",
@@ -379,6 +390,24 @@ class RayConfig(_Section):
     address: Optional[str] = Field(None, description="null: join the cluster under `ray job submit`, else start a local one")
     num_cpus: Optional[int] = Field(None, ge=1, description="local cluster only")
     num_gpus: Optional[int] = Field(None, ge=0, description="local cluster only")
+    autoscaling: Optional[bool] = Field(
+        None,
+        description="whether the cluster adds nodes on demand; null = detected (env HARDMINE_AUTOSCALING, or the cluster "
+        "launcher's config that `ray up` leaves on the head). On an autoscaling cluster a run that no node holds yet "
+        "waits for the autoscaler instead of being refused",
+    )
+    worker_resources: Optional[dict[str, float]] = Field(
+        None,
+        description="resources of one worker node the autoscaler adds, e.g. {CPU: 8, GPU: 1}: folds, trials and GPU "
+        "actors are sized for it; null = the launcher config's worker type with the most GPUs, if found",
+    )
+
+    @model_validator(mode="after")
+    def _check(self):
+        w = self.worker_resources
+        if w is not None and (any(v < 0 for v in w.values()) or w.get("CPU", 0) <= 0):
+            raise ValueError(f"ray.worker_resources must give the worker's CPU count (> 0) and optionally GPU (>= 0), e.g. {{CPU: 8, GPU: 1}}; got {w}")
+        return self
 
 
 class Config(_Section):
@@ -459,7 +488,16 @@ def parse_overrides(overrides: list[str] | None) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set oof.folds=3")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else None
+        if not key.strip() or any(not p for p in key.strip().split(".")):
+            raise ConfigError(f"--set {item!r}: the key is empty or has an empty part; expected key.path=value, e.g. --set oof.folds=3")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError as e:
+            problem = str(e).splitlines()[0]
+            raise ConfigError(
+                f"--set {item!r}: the value {raw!r} is not valid YAML ({problem}). Fix: quote it, e.g. "
+                f"--set '{key}=\"{raw}\"', or write a list as [a, b]"
+            ) from None
         node = out
         parts = key.strip().split(".")
         for p in parts[:-1]:

@@ -77,12 +77,13 @@ class TransformersEncoder:
     CHUNK_BLOCK = 8192
 
     def __init__(self, name: str, max_length: int = 128, device: str | None = None, chunk: bool = False):
-        import torch
         from transformers import AutoModel, AutoTokenizer
+
+        from hardmine.runtime import torch_device
 
         path = resolve_model_path(name)
         self.name = name
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = torch_device(device)  # cuda only where Ray gave this actor a GPU (or outside Ray)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).to(self.device).eval()
         self.max_length = int(max_length)
@@ -231,8 +232,10 @@ class SentenceTransformersEncoder:
     def __init__(self, name: str, device: str | None = None):
         from sentence_transformers import SentenceTransformer
 
+        from hardmine.runtime import torch_device
+
         self.name = name
-        self.model = SentenceTransformer(name, device=device)
+        self.model = SentenceTransformer(name, device=str(torch_device(device)))
         self.dim = int(self.model.get_sentence_embedding_dimension())
         self.max_length = self.model.max_seq_length
         self.chunk = False  # sentence-transformers truncates at its max_seq_length

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from hardmine.config import Config
+from hardmine.console import detail
 from hardmine.data import DataError, check_folds, load_split, stratified_holdout
 from hardmine.store import RunStore, fingerprint_bytes, fingerprint_path
 
@@ -30,12 +31,21 @@ class Context:
 
 
 def run_stage(ctx: Context, name: str, fingerprint: str, outputs: list[str], fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Skip when done with the same fingerprint and outputs present; else run and record."""
+    """Skip when done with the same fingerprint and intact outputs; else run and record.
+
+    Outputs may be files or directories; a done stage whose outputs are missing, empty, unreadable
+    (a truncated Parquet file) or changed since completion re-runs (:meth:`RunStore.why_not_done`).
+    """
     store = ctx.store
-    if store.is_done(name, fingerprint, outputs):
+    why = store.why_not_done(name, fingerprint, outputs)
+    if why is None:
         ctx.log(f"[{name}] up to date (fingerprint {fingerprint}): skipped")
         return store.manifest()["stages"][name].get("summary", {})
-    ctx.log(f"[{name}] running")
+    rec = store.manifest().get("stages", {}).get(name) or {}
+    if rec.get("status") == "done" and rec.get("fingerprint") == fingerprint:
+        ctx.log(f"[{name}] outputs damaged since it completed ({why}): running again")
+    else:
+        ctx.log(f"[{name}] running")
     store.mark(name, "running", fingerprint=fingerprint, started=time.time())
     t0 = time.time()
     store.reads.clear()
@@ -46,10 +56,15 @@ def run_stage(ctx: Context, name: str, fingerprint: str, outputs: list[str], fn:
         raise
     seconds = time.time() - t0
     reads = sorted(set(store.reads))
-    rows = {o: store.read_table(o, columns=[]).num_rows for o in outputs if o.endswith(".parquet") and store.exists(o)}
+    signatures = store.signatures(outputs)
+    rows = {o: sig["rows"] for o, sig in signatures.items() if "rows" in sig}
     store.mark(
-        name, "done", fingerprint=fingerprint, seconds=round(seconds, 3), outputs=outputs, rows=rows, reads=reads, summary=summary
+        name, "done", fingerprint=fingerprint, seconds=round(seconds, 3), outputs=outputs, rows=rows, reads=reads, summary=summary,
+        signatures=signatures,
     )
+    problem = store.output_problem(store.manifest()["stages"][name], outputs)
+    if problem:  # a stage that does not write what it declares would re-run every time
+        ctx.log(f"warning: [{name}] finished but {problem}: it will run again next time")
     ctx.log(f"[{name}] done in {seconds:.1f}s")
     return summary
 
@@ -68,6 +83,11 @@ def prepare(ctx: Context) -> dict[str, Any]:
     if d.demo is not None:
         inputs = {"demo": fingerprint_bytes(d.demo.model_dump_json())}
     else:
+        from hardmine.data import check_path
+
+        for key in ("path", "test_path", "truth_path"):  # before hashing them: a missing file is a DataError naming the key
+            if getattr(d, key):
+                check_path(getattr(d, key), f"data.{key}")
         inputs = {"data": fingerprint_path(d.path)}
         for key in ("test_path", "truth_path"):
             if getattr(d, key):
@@ -95,12 +115,21 @@ def prepare(ctx: Context) -> dict[str, Any]:
             ctx.log(f"generated the demo dataset: {written['n_rows']} rows, {written['n_noisy']} labels flipped on purpose")
         loaded = load_split(path, d)
         table, labels = loaded.table, loaded.labels
+        present = sorted(set(table.column("label_name").to_pylist()))
+        if len(present) < 2:
+            raise DataError(
+                f"{path}: all {table.num_rows} rows have the label {present[0]!r} (column {d.label_column!r}): mining needs "
+                "at least 2 classes. Fix: check data.label_column, or add rows of the other classes"
+            )
         test = None
         if d.test_path:
             test = load_split(d.test_path, d, labels=labels).table
         elif d.test_size:
             table, test = stratified_holdout(table, d.test_size, cfg.seed)
         check_folds(table, labels, cfg.oof.folds)
+        from hardmine.preflight import check_known_tokens
+
+        unknown_rows = check_known_tokens(table.column("id").to_pylist(), table.column("text").to_pylist(), cfg, ctx.log)
         if cfg.score.knn_k >= table.num_rows:
             raise DataError(
                 f"score.knn_k={cfg.score.knn_k} neighbours, but the training split has {table.num_rows} rows: "
@@ -113,16 +142,25 @@ def prepare(ctx: Context) -> dict[str, Any]:
                     f"{len(overlap)} ids appear in both data.path and data.test_path (e.g. {sorted(overlap)[:5]}): "
                     "the held-out split must be disjoint from the training data"
                 )
+        truth = None
+        if truth_path:  # validated (columns, ids, label names) before anything is written
+            import pyarrow.compute as pc
+
+            given_labels = dict(zip(loaded.table.column("id").to_pylist(), loaded.table.column("label").to_pylist()))
+            if test is not None and d.test_path:
+                given_labels.update(zip(test.column("id").to_pylist(), test.column("label").to_pylist()))
+            truth = _read_truth(truth_path, labels, given=given_labels, dropped=set(loaded.dropped_ids), encoding=d.encoding)
+            covered = pc.sum(pc.is_in(table.column("id"), value_set=truth.column("id"))).as_py() or 0
+            if covered < table.num_rows:
+                ctx.log(f"warning: the truth file covers {covered} of {table.num_rows} training rows: detection "
+                        "precision/recall count the others as correctly labelled")
         store.write_table("dataset.parquet", table)
         if test is not None:
             store.write_table("test.parquet", test)
         truth_rows = test_truth_rows = None
-        if truth_path:
-            import pyarrow.compute as pc
-
+        if truth is not None:
             # the held-out rows' truth goes to its own file, read only by the evaluate stage: mining
             # stages (score's detection metrics, the report's label-issue table) see training rows only
-            truth = _read_truth(truth_path, labels)
             if test is not None:
                 is_test = pc.is_in(truth.column("id"), value_set=test.column("id").cast(pa.string()))
                 test_truth, truth = truth.filter(is_test), truth.filter(pc.invert(is_test))
@@ -149,6 +187,7 @@ def prepare(ctx: Context) -> dict[str, Any]:
             "classes": len(labels),
             "class_counts": counts,
             "dropped_empty": len(loaded.dropped_ids),
+            "unknown_token_rows": unknown_rows,
             "truth_rows": truth_rows,
             "test_truth_rows": test_truth_rows,
         }
@@ -161,23 +200,18 @@ def _value_counts(col: pa.ChunkedArray) -> tuple[list, list]:
     return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
 
 
-def _read_truth(path: str, labels: list[str]) -> pa.Table:
+def _read_truth(path: str, labels: list[str], given: dict[str, int] | None = None, dropped: set[str] = frozenset(),
+                encoding: str = "utf-8") -> pa.Table:
     """Injected truth (id, true_label[, is_noisy, is_ambiguous]): detection precision/recall, and the
-    held-out rows' true labels for the evaluate stage (:func:`prepare` splits the two)."""
-    from hardmine.data import read_raw
+    held-out rows' true labels for the evaluate stage (:func:`prepare` splits the two).
 
-    df = read_raw(path)
-    if not {"id", "true_label"} <= set(df.columns):
-        raise DataError(f"{path}: the truth file needs columns id,true_label (has {list(df.columns)})")
-    index = {n: i for i, n in enumerate(labels)}
-    bad = sorted({v for v in df["true_label"] if v not in index})
-    if bad:
-        raise DataError(f"{path}: true_label values {bad[:10]} are not in the dataset's labels {labels}")
-    cols = {"id": pa.array(df["id"].tolist(), pa.string()), "true_label": pa.array([index[v] for v in df["true_label"]], pa.int32())}
-    for c in ("is_noisy", "is_ambiguous"):
-        if c in df.columns:
-            cols[c] = pa.array([v.lower() in ("true", "1") for v in df[c]], pa.bool_())
-    return pa.table(cols)
+    Validated by :func:`hardmine.data.read_truth`: the columns, ids (unique, and with ``given``,
+    the dataset's id -> given label index, every one in the dataset), true_label names (numbers
+    match however written), true/false flags; ``is_noisy`` is derived from ``given`` when absent.
+    """
+    from hardmine.data import read_truth
+
+    return read_truth(path, labels, given=given, dropped=dropped, encoding=encoding)
 
 
 # ----------------------------------------------------------------------------- oof
@@ -190,6 +224,7 @@ def oof(ctx: Context) -> dict[str, Any]:
         ctx.fingerprint("prepare"), cfg.section_hash("oof", "seed"), fingerprint_path(o.probs_path) if o.probs_path else ""
     )
     outputs = ["oof.parquet"] + [f"oof/{b}.parquet" for b in o.backbones] + (["embeddings.parquet"] if "frozen" in o.backbones else [])
+    outputs += [f"models/{b}/fold-{k}" for b in o.trainable for k in range(o.folds)]  # the holdout, review and filters load them
 
     def _run():
         from hardmine.oof.runner import run_oof
@@ -200,7 +235,9 @@ def oof(ctx: Context) -> dict[str, Any]:
         train = store.read_table("dataset.parquet")
         labels = store.manifest()["labels"]
         summary = run_oof(cfg, store, train, len(labels), fp, log=ctx.log, data_fingerprint=ctx.fingerprint("prepare"))
-        ctx.log(format_oof(summary))
+        head, *rest = format_oof(summary).splitlines()
+        ctx.log(head)
+        detail("\n".join(rest))  # per-member and per-fold tables: the log file (console with -v)
         return summary
 
     return run_stage(ctx, "oof", fp, outputs, _run)
@@ -259,17 +296,23 @@ STAGES: dict[str, Callable[[Context], dict]] = {"prepare": prepare, "oof": oof, 
 
 
 def run_all(cfg: Config, log=print, until: str | None = None) -> RunStore:
-    store = RunStore(cfg.run_dir)
-    store.update_manifest(config=cfg.model_dump(mode="json"), config_hash=cfg.section_hash(), name=cfg.name)
-    ctx = Context(cfg, store, log)
-    for name, fn in STAGES.items():
-        fn(ctx)
-        if name == until:
-            break
-    if until is None:
-        from hardmine.report import write_report
+    """Every stage up to ``until`` (all, then the report), holding the run's lock throughout.
 
-        log(f"report: {write_report(store.uri)}")
+    Raises :class:`hardmine.store.RunLockedError` when another process uses the run directory
+    (re-entrant: a caller of this process that already holds the lock may call it).
+    """
+    store = RunStore(cfg.run_dir, log=log)
+    with store.lock():
+        store.update_manifest(config=cfg.model_dump(mode="json"), config_hash=cfg.section_hash(), name=cfg.name)
+        ctx = Context(cfg, store, log)
+        for name, fn in STAGES.items():
+            fn(ctx)
+            if name == until:
+                break
+        if until is None:
+            from hardmine.report import write_report
+
+            log(f"report: {write_report(store.uri)}")
     return store
 
 
@@ -298,6 +341,14 @@ def score(ctx: Context) -> dict[str, Any]:
         ds = store.read_table("dataset.parquet")
         names = store.manifest()["labels"]
         ids = oof_t.column("id").to_pylist()
+        if len(set(ids)) != len(ids) or len(ids) != ds.num_rows:
+            missing = sorted(set(ds.column("id").to_pylist()) - set(ids))
+            raise DataError(
+                f"oof.parquet covers {len(set(ids))} distinct ids of the {ds.num_rows} training rows"
+                + (f" ({len(missing)} missing, e.g. {missing[:5]})" if missing else "")
+                + (f"; {len(ids) - len(set(ids))} ids repeat" if len(set(ids)) != len(ids) else "")
+                + ": every row needs exactly one out-of-fold prediction. Fix: delete oof.parquet and re-run (the oof stage recomputes it)"
+            )
         rows = _rows_in_order(ds, ids)
         labels = rows.column("label").to_numpy().astype("int64")
         s = cfg.score
@@ -479,7 +530,8 @@ def select_stage(ctx: Context) -> dict[str, Any]:
                 from hardmine.plots import data_map
 
                 data_map(scores, f"{d}/data_map.png", label_names=names, regions=selected.column("region").to_pylist())
-        ctx.log(format_tables(result, max_rows=10))
+        detail(format_tables(result, max_rows=10))  # the tables: log file, console with -v, analysis/ and the report
+        ctx.log(format_hard_overview(summary, result))
         actions = selected.column("action").value_counts().to_pylist()
         ctx.log("selection: " + ", ".join(f"{a['values']} {a['counts']}" for a in actions))
         if summary["n_conflicting_duplicates"] or summary["n_outliers"]:
@@ -509,6 +561,21 @@ def select_stage(ctx: Context) -> dict[str, Any]:
         return out
 
     return run_stage(ctx, "select", fp, outputs, _run)
+
+
+def format_hard_overview(summary: dict, result: dict) -> str:
+    """Two console lines for the hard set (the full tables go to the log file, analysis/ and the report)."""
+    pc = result["per_class"].to_pylist()
+    pc.sort(key=lambda r: (-(r["share_hard"] or 0), r["class"]))
+    shares = ", ".join(f"{r['name']} {100 * (r['share_hard'] or 0):.0f}%" for r in pc[:3] if r["n_hard"])
+    lines = [f"hard samples: {result['n_hard']} of {result['n']} ({result['hard_rule']}); label issues: {result.get('n_issue', 0)}"
+             + (f"; hardest classes: {shares}" if shares else "")]
+    pairs = result["confusion_pairs"].to_pylist()[:3]
+    if pairs:
+        lines.append("most confused among hard samples (given -> predicted): "
+                     + ", ".join(f"{p['label_name']} -> {p['pred_name']} {p['count']}" for p in pairs)
+                     + " (tables: analysis/, the report, or -v)")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- augment
@@ -542,13 +609,23 @@ def _augment_to_store(ctx: Context, selected: str, out: str, budget: dict, seed:
         store.uri_of(selected) if local else store.read_table(selected),
         store.uri_of("dataset.parquet") if local else store.read_table("dataset.parquet"),
         out_path, generators=generators, filters=dict(a.filters), budget=budget,
-        predictor_factory=factory, seed=seed, language=language, batch_size=a.batch_size, log=ctx.log, decided=pre,
+        predictor_factory=factory, seed=seed, language=language, batch_size=a.batch_size, log=detail, decided=pre,
     )
     if pre is not None:  # how the language and generators were decided, not "as passed"
         summary.update(language_detection=pre["language_detection"], generators_from=pre["generators_from"])
     if not local:
         store.put_file(out_path, out)
     return summary
+
+
+def format_funnel_short(summary: dict, what: str) -> str:
+    """One console line per augmentation run (the full funnel goes to the log file)."""
+    if not summary["sources"]:
+        return f"augment ({what}): nothing to generate" + (f": {summary['no_sources_reason']}" if summary.get("no_sources_reason") else "")
+    rejected = ", ".join(f"{r} {n}" for r, n in summary["reject_reasons"].items()) or "none"
+    errors = f", {summary['errors']} errors" if summary.get("errors") else ""
+    return (f"augment ({what}): {summary['sources']} sources -> {summary['rows']} variants, {summary['kept']} kept{errors} "
+            f"in {summary.get('seconds', 0):.0f}s; rejected: {rejected}")
 
 
 def format_funnel(summary: dict) -> str:
@@ -615,7 +692,14 @@ def augment(ctx: Context) -> dict[str, Any]:
         summary = {"language": pre["language"], "generators": targeted["generators"], "targeted": targeted}
         if reason:
             summary["no_sources_reason"] = reason
-        ctx.log("augmentation funnel (targeted: hard samples):\n" + format_funnel(targeted))
+        det = targeted.get("language_detection") or {}
+        if targeted.get("language"):
+            from hardmine.augment.language import describe_detection
+
+            how = f"auto for {targeted['language']}" if targeted.get("generators_from") == "auto" else "as configured"
+            ctx.log(f"augment: language {describe_detection(det) if det else targeted['language']}; generators {targeted.get('generators')} ({how})")
+        ctx.log(format_funnel_short(targeted, "targeted: hard samples"))
+        detail("augmentation funnel (targeted: hard samples):\n" + format_funnel(targeted))
         if a.random_control:
             sel = store.read_table("selected.parquet", columns=["id", "label", "action"])
             rng = np.random.default_rng(cfg.seed + 7)
@@ -630,7 +714,8 @@ def augment(ctx: Context) -> dict[str, Any]:
             summary["random"] = _augment_to_store(ctx, "selected_random.parquet", "augmented_random.parquet", budget, cfg.seed + 1, pre)
             if reason:
                 summary["random"]["no_sources_reason"] = reason
-            ctx.log("augmentation funnel (random control: same number of random sources):\n" + format_funnel(summary["random"]))
+            ctx.log(format_funnel_short(summary["random"], "random control, same number of sources"))
+            detail("augmentation funnel (random control: same number of random sources):\n" + format_funnel(summary["random"]))
         return summary
 
     return run_stage(ctx, "augment", fp, outputs, _run)
@@ -690,6 +775,7 @@ def sweep_stage(ctx: Context) -> dict[str, Any]:
             budget = cfg.augment.budget(max(sw.aug_ratios) if cfg.augment.per_sample is None else None)
             pool_summary = _augment_to_store(ctx, "sweep/selected_pool.parquet", "sweep/pool.parquet", budget, cfg.seed + 2)
             store.mark("sweep_pool", "done", fingerprint=fp, summary=pool_summary)
+            ctx.log(format_funnel_short(pool_summary, "sweep pool, largest budget"))
         results = run_sweep(cfg, store, store.read_table("sweep/pool.parquet"), ctx.log, fingerprint=fp)
         best = store.read_json("sweep/best.json")
         b, conf = best["best"], best["confirmation"]

@@ -741,13 +741,18 @@ def _per_class(run: _Run, max_rows: int = 40, **_) -> str:
     if table is None:
         parts.append(run.missing("analysis/per_class.parquet", "select"))
         return "".join(parts)
-    phrases: dict[int, list[str]] = {}
-    tok = run.table("analysis/distinctive_tokens.parquet", columns=["class", "phrase", "token"])
+    phrases: dict[int, list[str]] = {}  # class -> rendered "<code>phrase</code> k/n" (the analysis' top 3)
+    tok = run.table("analysis/distinctive_tokens.parquet", columns=["class", "phrase", "token", "hard_df", "n_hard"])
     if tok is not None and tok.num_rows and "class" in tok.column_names:
         col = "phrase" if "phrase" in tok.column_names else "token"
-        for c, ph in zip(tok.column("class").to_pylist(), tok.column(col).to_pylist()):
-            if ph is not None and len(phrases.setdefault(int(c), [])) < 3:
-                phrases[int(c)].append(ph.strip())
+        counted = "hard_df" in tok.column_names and "n_hard" in tok.column_names  # tables before n_hard: no counts
+        for r in tok.to_pylist():
+            ph = r.get(col)
+            if ph is not None and len(phrases.setdefault(int(r["class"]), [])) < 3:
+                cell = f"<code>{html.escape(ph.strip())}</code>"
+                if counted and r.get("hard_df") is not None and r.get("n_hard"):
+                    cell += f" <span class=muted>{r['hard_df']}/{r['n_hard']}</span>"
+                phrases[int(r["class"])].append(cell)
     rows = table.to_pylist()
     rows.sort(key=lambda r: (-(r.get("n_hard") or 0), r.get("class") or 0))
     out = []
@@ -755,10 +760,11 @@ def _per_class(run: _Run, max_rows: int = 40, **_) -> str:
         out.append([
             _text(r.get("name", r.get("class")), 60), r.get("n"), r.get("n_hard"), _pct(r.get("share_hard")),
             r.get("n_issue"), _pct(r.get("share_issue")),
-            _Html(" · ".join(f"<code>{html.escape(p)}</code>" for p in phrases.get(int(r.get("class", -1)), []))),
+            _Html(" · ".join(phrases.get(int(r.get("class", -1)), []))),
         ])
     parts.append(_table(["class", "rows", "hard", "share hard", "label issues", "share issues", "distinctive phrases of its hard samples"],
-                        out, more=len(rows) - max_rows, caption="per class, most hard samples first"))
+                        out, more=len(rows) - max_rows,
+                        caption="per class, most hard samples first; k/n after a distinctive phrase: k of the class's n hard samples contain it"))
     return "".join(parts)
 
 

@@ -602,8 +602,9 @@ def _read_label_studio_corrections(path: Path, from_name: Optional[str]) -> pa.T
     rows = []
     for n, task in enumerate(tasks):
         if not isinstance(task, dict):
-            raise ValueError(f"{path}: item {n} is not a task object")
-        where = f"{path}: task {task.get('id', n)}"
+            raise ValueError(f"{path}: item {n} is not a task object: not a Label Studio export "
+                             "(export the project as JSON or JSON_MIN)")
+        where = f"{path}: task {task.get('id', n)} (Label Studio export)"
         if "annotations" not in task and "data" not in task:
             # JSON_MIN export: flat {"hardmine_id": ..., "<from_name>": "choice", "annotator": ...}
             hid = task.get("hardmine_id")
@@ -647,6 +648,9 @@ def read_corrections(path: str | os.PathLike, from_name: Optional[str] = "label"
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path} does not exist: pass the annotated CSV or the Label Studio JSON export")
+    if path.stat().st_size == 0 or not path.read_bytes()[:4096].strip():
+        raise ValueError(f"{path} is empty: pass the CSV hardmine exported with corrected_label filled in, "
+                         "or a Label Studio JSON export")
     if path.suffix.lower() == ".json":
         return _read_label_studio_corrections(path, from_name)
     if path.suffix.lower() == ".csv":

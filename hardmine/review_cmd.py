@@ -1,6 +1,7 @@
 """Review queues against a run directory: export (label issues, active learning) and import corrections."""
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 
@@ -24,6 +25,36 @@ from hardmine.store import RunStore
 VERSIONS = "review/versions"
 
 
+def user_errors(fn):
+    """The review library refuses bad files and queues with ValueError: at the command line, that is bad input.
+
+    The run directory is locked for the call (``cfg`` is the first argument): a review export or import
+    never races a running pipeline or another import.
+    """
+    @functools.wraps(fn)
+    def wrapper(cfg, *args, **kwargs):
+        from hardmine.store import RunStoreError
+
+        try:
+            with RunStore(cfg.run_dir).lock(command=f"hardmine review {fn.__name__}"):
+                return fn(cfg, *args, **kwargs)
+        except (DataError, RunStoreError):
+            raise
+        except FileNotFoundError as e:
+            raise DataError(str(e).strip('"') or f"a file is missing: {e}") from None
+        except ValueError as e:  # hardmine.review's validation: names the file, row and fix
+            raise DataError(str(e)) from None
+    return wrapper
+
+
+def _labels(store: RunStore, cfg: Config) -> list[str]:
+    labels = store.manifest().get("labels")
+    if not labels:
+        raise DataError(f"{cfg.run_dir} has no prepared dataset (no labels in its manifest): run `hardmine run CONFIG` "
+                        "(at least up to the score stage) first")
+    return labels
+
+
 def current_dataset(store: RunStore) -> tuple[pa.Table, int]:
     """The newest dataset version (0 = as read by the prepare stage)."""
     n = store.manifest().get("dataset_version", 0)
@@ -40,6 +71,7 @@ def _write_queue(store: RunStore, name: str, queue: pa.Table, labels: list[str],
     return [store.uri_of(f"review/{name}/{f}") for f in files]
 
 
+@user_errors
 def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least_confidence", batch_size: int = 100,
            unlabelled: str | None = None, limit: int | None = None, budget: int | None = None, rank_by: str | None = None,
            log=print) -> list[str]:
@@ -59,9 +91,7 @@ def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least
         if limit is not None:
             raise DataError("pass --budget or --limit, not both: --budget already sets the queue length")
     store = RunStore(cfg.run_dir)
-    labels = store.manifest().get("labels")
-    if not labels:
-        raise DataError(f"{cfg.run_dir} has no prepared dataset: run `hardmine run` first")
+    labels = _labels(store, cfg)
     dataset, _ = current_dataset(store)
     if queue == "issues":
         scores = store.read_table("scores.parquet")
@@ -110,10 +140,11 @@ def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least
     return files
 
 
+@user_errors
 def import_corrections(cfg: Config, path: str, *, source: str | None = None, strict: bool = True, log=print) -> dict:
     """Apply a corrected CSV / Label Studio export: new dataset version + audit rows (idempotent)."""
     store = RunStore(cfg.run_dir)
-    labels = store.manifest()["labels"]
+    labels = _labels(store, cfg)
     dataset, version = current_dataset(store)
     corrections = read_corrections(path)
     try:

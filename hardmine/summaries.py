@@ -365,3 +365,65 @@ def read_sweep_best(obj: Any) -> SweepBest:
 def read_label_quality(obj: Any) -> LabelQuality:
     """``label_quality.json`` as loaded JSON -> :class:`LabelQuality` (validated)."""
     return _read(LabelQuality, obj, "label_quality.json", "score")
+
+
+# ============================================================================ the run at a glance (console)
+
+
+def _fmt_diff(d: dict, scale: float = 100.0) -> str:
+    return f"{scale * d['mean']:+.2f} [{scale * d['lo']:+.2f}, {scale * d['hi']:+.2f}] points, {d['verdict']}"
+
+
+def best_arm(ev: EvaluationSummary, metric: Metric = "accuracy") -> Optional[tuple[str, LabelSet, Difference]]:
+    """The arm with the largest mean difference to the baseline (true labels when known), with its interval."""
+    label_set: LabelSet = "true" if ev["truth"]["available"] else "given"
+    best = None
+    for name, arm in ev["arms"].items():
+        scores = arm.get("true_labels") if label_set == "true" else arm
+        cmp = (scores or {}).get("vs_baseline")
+        if not cmp:
+            continue
+        d = cmp[metric]
+        if best is None or d["mean"] > best[2]["mean"]:
+            best = (name, label_set, d)
+    return best
+
+
+def run_overview(store, config_path: str | None = None) -> list[str]:
+    """A few lines at the end of a run: what was found and where to look (read from the manifest)."""
+    stages = store.manifest().get("stages", {})
+
+    def summ(name: str) -> dict:
+        return (stages.get(name) or {}).get("summary") or {}
+
+    lines = [f"summary of {store.uri}:"]
+    score, select, aug = summ("score"), summ("select"), summ("augment")
+    n = summ("prepare").get("rows")
+    if score:
+        review = f"hardmine review export {config_path}" if config_path else "hardmine review export CONFIG"
+        lines.append(f"  label issues: {score.get('label_issues')} of {n} training rows flagged "
+                     f"(estimated wrong labels: {score.get('estimated_label_errors')}); review them: {review}")
+    if select:
+        aug_line = ""
+        t = aug.get("targeted") or {}
+        if t:
+            aug_line = f"; {t.get('sources', 0)} augmented -> {t.get('kept', 0)} variants kept"
+        lines.append(f"  hard samples: {select.get('n_hard')} (policy {select.get('policy', 'hardness')})" + aug_line)
+    ev = summ("evaluate")
+    if ev.get("arms"):
+        ev = read_evaluation_summary(ev)
+        best = best_arm(ev)
+        if best is not None:
+            name, label_set, d = best
+            lines.append(f"  best arm: {name}, accuracy vs baseline {_fmt_diff(d)} "
+                         f"({label_set} labels, {ev['bootstrap']['rows']} held-out rows)")
+    sw = summ("sweep")
+    if sw.get("chosen") is not None or sw.get("test_verdict") is not None:
+        c = sw.get("chosen") or {}
+        chosen = "baseline (no action)" if not c or c.get("no_action") else (
+            f"{c.get('threshold_kind')}={c.get('threshold')}, aug_ratio={c.get('aug_ratio')}, issue_action={c.get('issue_action')}")
+        lines.append(f"  sweep: chose {chosen} on validation; on test: {sw.get('test_verdict')}")
+    looks = [p for p in ("report.html", "review", "analysis", "logs/hardmine.log") if store.exists(p)]
+    if looks:
+        lines.append("  look at: " + ", ".join(store.uri_of(p) for p in looks))
+    return lines

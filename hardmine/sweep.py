@@ -831,7 +831,7 @@ def run_sweep(
     import ray
     from ray.tune import FailureConfig, RunConfig, TuneConfig, Tuner
 
-    from hardmine.runtime import connect
+    from hardmine.runtime import connect, require_fit
     from hardmine.store import split_uri
 
     s = cfg.sweep
@@ -843,12 +843,9 @@ def run_sweep(
     dataset = store.read_table("dataset.parquet").select(["id", "text", "label"])
     train_rows, val_rows = validation_split(dataset, s.validation_size, cfg.seed, labels)  # before Ray, before any training
     connect(cfg, log)
-    res = ray.cluster_resources()
-    if res.get("CPU", 0) < s.cpus_per_trial or res.get("GPU", 0) < s.gpus_per_trial:
-        raise ValueError(
-            f"a trial needs {s.cpus_per_trial} CPUs and {s.gpus_per_trial} GPUs but the cluster has "
-            f"{res.get('CPU', 0)} CPUs and {res.get('GPU', 0)} GPUs: lower sweep.cpus_per_trial / sweep.gpus_per_trial"
-        )
+    # one node must hold a trial; on an autoscaling cluster that has no such node yet, wait for it (logged)
+    require_fit(s.cpus_per_trial, s.gpus_per_trial, what="a sweep trial",
+                fix="lower sweep.cpus_per_trial / sweep.gpus_per_trial", error=ValueError, log=log)
     scores = store.read_table("scores.parquet")
     pool = _kept_pool(pool_table, "sweep")
     fingerprint = fingerprint or sweep_fingerprint(cfg, store, pool)
@@ -913,7 +910,10 @@ def run_sweep(
                     failure_config=FailureConfig(max_failures=cfg.oof.max_failures),
                 ),
             )
-        grid = tuner.fit()
+        from hardmine.console import captured
+
+        with captured("ray tune"):  # Tune's banner and trial tables: the run's log file
+            grid = tuner.fit()
     base_runs, base_error = (unpack_runs(cached), None) if cached is not None else (None, None)
     if base_future is not None:
         try:

@@ -9,20 +9,17 @@ re-submitting the same command resumes where a previous run stopped.
 import argparse
 import sys
 
-from hardmine.config import ConfigError, load_config
-from hardmine.data import DataError
-from hardmine.pipeline import run_all
+from hardmine import cli
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("config")
 parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
 parser.add_argument("--until", default=None, help="stop after this stage")
-args = parser.parse_args()
+parser.add_argument("-v", "--verbose", action="store_true", help="every table and the libraries' logs on the console")
+parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
 
-try:
-    cfg = load_config(args.config, args.overrides)
-    store = run_all(cfg, until=args.until)
-except (ConfigError, DataError) as e:
-    print(f"hardmine: error: {e}", file=sys.stderr)
-    sys.exit(2)
-print(f"outputs: {store.uri}")
+if __name__ == "__main__":
+    args = parser.parse_args()
+    argv = [args.until or "run", args.config] + [f"--set={o}" for o in args.overrides]
+    argv += ["-v"] * args.verbose + ["--debug"] * args.debug
+    sys.exit(cli.main(argv))  # the command line's one error path: a clear message and exit code 2 for bad input

@@ -14,10 +14,15 @@ from hardmine.analysis import (
     CONFUSION_PAIRS,
     DISTINCTIVE_TOKENS,
     PER_CLASS,
+    _grow_words,
+    _same_words,
     _width,
+    _word_doc,
+    _word_tokens,
     analyze,
     distinctive_tokens,
     format_tables,
+    phrase_unit,
     to_jsonable,
     token_sample,
     write_analysis,
@@ -89,7 +94,81 @@ def test_default_hard_set_is_the_hardness_quantile(crafted):
     assert r["per_class"].column("n_hard").to_pylist() == [2, 1, 0]
 
 
-def test_distinctive_tokens_english():
+def _rows_with(phrase: str, texts, rows, unit: str) -> int:
+    """Brute-force count of ``rows`` whose text holds ``phrase`` (word mode: as a run of whole words)."""
+    if unit == "word":
+        want = _word_tokens(phrase)
+        hits = 0
+        for i in rows:
+            w = _word_tokens(texts[i].lower())
+            hits += any(w[k : k + len(want)] == want for k in range(len(w) - len(want) + 1))
+        return hits
+    return sum(phrase in " ".join(texts[i].lower().split()) for i in rows)
+
+
+def _check_counts(t: pa.Table, texts, labels, hard):
+    """hard_df / other_df of every row are the rows (hard of the class / its contrast) holding the phrase."""
+    labels, hard = np.asarray(labels), np.asarray(hard)
+    for r in t.to_pylist():
+        hard_rows = np.flatnonzero(hard & (labels == r["class"]))
+        if r["versus"] == "rest_of_class":
+            other = np.flatnonzero(~hard & (labels == r["class"]))
+        else:
+            other = np.flatnonzero(~(hard & (labels == r["class"])))
+        assert r["n_hard"] == len(hard_rows) and r["n_other"] == len(other)
+        assert r["hard_df"] == _rows_with(r["phrase"], texts, hard_rows, r["unit"]), r
+        assert r["other_df"] == _rows_with(r["phrase"], texts, other, r["unit"]), r
+
+
+def _by_class(t: pa.Table, c: int, col: str = "phrase") -> list:
+    return t.filter(pa.compute.equal(t["class"], c)).column(col).to_pylist()
+
+
+def test_distinctive_phrases_english_are_whole_words():
+    rng = np.random.default_rng(0)
+    n = 80
+    labels = np.repeat([0, 1], n // 2)
+    hard = np.zeros(n, bool)
+    hard[[0, 1, 2, 3, 4, 5, 40, 41, 42, 43]] = True
+    words = ["apple", "river", "stone", "cloud", "the", "is", "a", "green", "window"]
+    texts = [" ".join(rng.choice(words, 6)).capitalize() + "." for _ in range(n)]
+    for i in (0, 1, 2, 3, 4):  # the hard rows of class 0 ask to cancel the order, at varying places
+        w = texts[i].split()
+        w.insert(int(rng.integers(0, len(w))), "I want to CANCEL my order,")
+        texts[i] = " ".join(w)
+    texts[10] += " cancel"  # one easy row of the class says cancel too
+    for i in (40, 41, 42):
+        texts[i] = "Don't wombat " + texts[i]
+    t = distinctive_tokens(texts, labels, hard, NAMES, top_tokens=4)
+    assert t.schema == DISTINCTIVE_TOKENS
+    assert set(t.column("unit").to_pylist()) == {"word"} and set(t.column("versus").to_pylist()) == {"rest_of_class"}
+    vocab = {w for x in texts for w in _word_tokens(x.lower())}
+    for ph in t.column("phrase").to_pylist():  # whole lowercased words, no fragments, no padding
+        assert ph == ph.strip() and all(w in vocab for w in ph.split()), ph
+        assert not (len(ph.split()) == 1 and ph in ("the", "is", "a", "i", "to", "my"))  # stop-word unigrams
+    p0, p1 = _by_class(t, 0), _by_class(t, 1)
+    first = t.to_pylist()[0]
+    assert first["token"] in ("cancel my order", "want to cancel", "to cancel my", "i want to")  # a 3-gram ...
+    assert p0[0] == "i want to cancel my order"  # ... grown word by word into the whole phrase
+    assert (first["hard_df"], first["n_hard"], first["other_df"], first["n_other"]) == (5, 6, 0, 34)
+    assert p1[0] == "don't wombat"  # apostrophes stay inside the word
+    assert t.to_pylist()[len(p0)]["hard_df"] == 3 and t.to_pylist()[len(p0)]["n_hard"] == 4
+    assert all(s > 0 for s in t.column("score").to_pylist())
+    # deduped: no phrase shares its words with a better one of the class (no "cancel", "my order" after it)
+    for c in (0, 1):
+        ph = _by_class(t, c)
+        assert not any(_same_words(a, b) for i, a in enumerate(ph) for b in ph[:i]), ph
+    _check_counts(t, texts, labels, hard)
+    raw = distinctive_tokens(texts, labels, hard, NAMES, top_tokens=5, dedupe=False)
+    raw0 = _by_class(raw, 0)
+    assert raw.num_rows == 10 and any(a != b and a in b for a in raw0 for b in raw0)  # overlapping n-grams
+    bigrams = distinctive_tokens(texts, labels, hard, NAMES, top_tokens=3, ngram_range=(1, 2))
+    assert max(len(p.split()) for p in bigrams.column("token").to_pylist()) == 2
+    assert bigrams.column("phrase")[0].as_py() == "i want to cancel my order"  # grown from a bigram
+    _check_counts(bigrams, texts, labels, hard)
+
+
+def test_char_unit_grows_ngrams_into_words():
     rng = np.random.default_rng(0)
     n = 60
     labels = np.repeat([0, 1], n // 2)
@@ -99,61 +178,108 @@ def test_distinctive_tokens_english():
     texts = [" ".join(rng.choice(words, 4)) for _ in range(n)]
     for i in np.flatnonzero(hard):
         texts[i] += " qzxv" if labels[i] == 0 else " wombat"
-    t = distinctive_tokens(texts, labels, hard, NAMES, top_tokens=3)
-    assert t.schema == DISTINCTIVE_TOKENS
+    t = distinctive_tokens(texts, labels, hard, NAMES, top_tokens=3, unit="char")
+    assert t.schema == DISTINCTIVE_TOKENS and set(t.column("unit").to_pylist()) == {"char"}
     first = {c: t.filter(pa.compute.equal(t["class"], c)).to_pylist()[0] for c in (0, 1)}
     assert "qzxv" in first[0]["token"] and first[0]["hard_df"] == 4 and first[0]["versus"] == "rest_of_class"
     assert first[0]["phrase"].endswith("qzxv")
     assert first[1]["token"].strip() in "wombat" and first[1]["hard_df"] == 3  # a 4-gram of it ...
     assert first[1]["phrase"].endswith("wombat")  # ... grown back into the word (and what precedes it)
-    assert all(s > 0 for s in t.column("score").to_pylist())
-    # deduped: no phrase is a substring of a better one in the same class
     for c in (0, 1):
-        toks = t.filter(pa.compute.equal(t["class"], c)).column("phrase").to_pylist()
+        toks = _by_class(t, c)
         assert not any(a in b or b in a for i, a in enumerate(toks) for b in toks[:i])
-    raw = distinctive_tokens(texts, labels, hard, NAMES, top_tokens=5, dedupe=False)
-    raw0 = [x.strip() for x in raw.filter(pa.compute.equal(raw["class"], 0)).column("token").to_pylist()]
+    _check_counts(t, texts, labels, hard)
+    raw = distinctive_tokens(texts, labels, hard, NAMES, top_tokens=5, dedupe=False, unit="char")
+    raw0 = [x.strip() for x in _by_class(raw, 0, "token")]
     assert raw.num_rows == 10 and any(a in b for a in raw0 for b in raw0 if a != b)  # overlapping n-grams
+    with pytest.raises(ValueError, match="unit"):
+        distinctive_tokens(texts, labels, hard, NAMES, unit="subword")
 
 
-def test_distinctive_tokens_korean_and_contrast():
+def test_distinctive_phrases_korean_words_and_contrast():
     rng = np.random.default_rng(1)
-    words = ["배송", "문의", "상품", "주문", "확인"]
+    words = ["상품", "문의", "주문", "확인", "오늘", "빨리", "부탁", "드려요"]
     labels = np.repeat([0, 1, 2], 20)
-    texts = [" ".join(rng.choice(words, 3)) + "입니다" for _ in range(60)]
+    texts = [" ".join(rng.choice(words, 5)) + "입니다" for _ in range(60)]
     hard = np.zeros(60, bool)
-    hard[[0, 1, 2, 20, 21]] = True
-    for i in (0, 1, 2):
-        texts[i] = "환불요청 " + texts[i]
-    for i in (20, 21):
-        texts[i] = texts[i] + " 취소했어요"
+    hard[[0, 1, 2, 3, 20, 21, 22]] = True
+    for i in (0, 1, 2, 3):  # the class's hard rows share "배송 지연", at varying places
+        w = texts[i].split()
+        w.insert(int(rng.integers(0, len(w) + 1)), "배송 지연")
+        texts[i] = " ".join(w)
+    texts[5] += " 배송"  # "배송" alone also occurs in an easy row
+    for i in (20, 21, 22):
+        texts[i] += " 안 돼요"  # one-syllable word
     scores, ds = make(labels, labels, np.where(hard, 0.9, 0.1), texts)
     names = ["배송", "환불", "기타"]
-    r = analyze(scores, ds, names, hard_mask=hard, top_tokens=3, ngram_range=(2, 4))
+    r = analyze(scores, ds, names, hard_mask=hard, top_tokens=3)
+    assert r["phrase_unit"] == "word"
     tok = r["distinctive_tokens"]
-    top0 = tok.filter(pa.compute.equal(tok["class"], 0)).column("token").to_pylist()
-    top1 = tok.filter(pa.compute.equal(tok["class"], 1)).column("token").to_pylist()
-    assert top0[0].strip() == "환불요청"  # longest equal-score n-gram wins, substrings deduped
-    assert top1[0].strip() in ("취소했어", "소했어요")  # a 4-gram of 취소했어요 ...
-    phrases1 = tok.filter(pa.compute.equal(tok["class"], 1)).column("phrase").to_pylist()
-    assert phrases1[0].endswith("취소했어요")  # ... grown into the whole word
-    assert not any("소했어" in p for p in phrases1[1:])  # its other windows are not repeated
+    assert _by_class(tok, 0)[0] == "배송 지연"
+    assert _by_class(tok, 1)[0] == "안 돼요"
+    first = tok.to_pylist()[0]
+    assert (first["hard_df"], first["n_hard"], first["other_df"], first["n_other"]) == (4, 4, 0, 16)
+    assert not any(p in ("배송", "지연") for p in _by_class(tok, 0))  # its words are not repeated
     assert set(tok.column("name").to_pylist()) == {"배송", "환불"}
+    _check_counts(tok, texts, labels, hard)
     # every sample of a class hard -> contrast falls back to all other texts
     all_hard = labels == 2
     t = distinctive_tokens(texts, labels, all_hard, names, top_tokens=2)
     assert set(t.column("versus").to_pylist()) == {"other_texts"}
+    _check_counts(t, texts, labels, all_hard)
     t_all = distinctive_tokens(texts, labels, hard, names, top_tokens=2, contrast="all")
     assert set(t_all.column("versus").to_pylist()) == {"other_texts"}
+    _check_counts(t_all, texts, labels, hard)
     with pytest.raises(ValueError, match="contrast"):
         distinctive_tokens(texts, labels, hard, names, contrast="nope")
-    # console rendering keeps Korean columns aligned (wide chars count as 2)
+    # console: readable phrases with their counts, Korean columns aligned (wide chars count as 2)
     out = format_tables(r)
-    assert "환불요청" in out and "배송" in out
+    assert "distinctive phrases" in out and "words and word n-grams" in out
+    line = next(x for x in out.splitlines() if "배송 지연" in x)
+    assert "4 of 4" in line and "0 of 16" in line
     block = out.split("hard samples per class")[1].split("\n\n")[0].strip().splitlines()[1:]
     widths = {_width(line) for line in block[:2]}
     assert len(widths) == 1
     assert _width("환불") == 4
+
+
+def test_text_without_spaces_falls_back_to_char_ngrams():
+    jp = ["注文した商品がまだ届きません", "支払い方法を変更したいです", "アカウントにログインできません",
+          "返品の手続きを教えてください", "領収書を発行してください", "在庫はありますか"]
+    zh = ["我想查询我的订单", "请帮我修改收货地址", "这个商品什么时候发货", "我的账户无法登录", "发票怎么开"]
+    labels = np.repeat([0, 1], 30)
+    hard = np.zeros(60, bool)
+    hard[[0, 1, 2, 3, 30, 31, 32]] = True
+    texts = [jp[i % 6] + "。" + jp[(i * 5 + 1) % 6] if i < 30 else zh[i % 5] + "，" + zh[(i * 3 + 1) % 5] for i in range(60)]
+    for i in (0, 1, 2, 3):
+        texts[i] = "配送が遅れています。" + texts[i]
+    for i in (30, 31, 32):
+        texts[i] += "，我要退款"
+    assert phrase_unit(texts) == "char"
+    t = distinctive_tokens(texts, labels, hard, ["日本語", "中文"], top_tokens=3)
+    assert set(t.column("unit").to_pylist()) == {"char"}
+    p0, p1 = _by_class(t, 0), _by_class(t, 1)
+    assert "配送が遅れ" in p0[0] and "退款" in p1[0]
+    _check_counts(t, texts, labels, hard)
+    assert t.to_pylist()[0]["hard_df"] == 4 and t.to_pylist()[len(p0)]["hard_df"] == 3
+    scores, ds = make(labels, labels, np.where(hard, 0.9, 0.1), texts)
+    r = analyze(scores, ds, ["日本語", "中文"], hard_mask=hard, top_tokens=3)
+    assert r["phrase_unit"] == "char" and "character n-grams within words" in format_tables(r)
+    assert analyze(scores, ds, ["日本語", "中文"], hard_mask=hard, unit="word")["phrase_unit"] == "word"
+
+
+def test_phrase_unit_and_word_tokens():
+    assert phrase_unit(["I want to cancel my order", "where is my parcel?"]) == "word"
+    assert phrase_unit(["배송 지연 때문에 너무 불편해요", "영화 진짜 재밌다", "안 돼요"]) == "word"
+    assert phrase_unit(["यह फ़ोन बहुत अच्छा है", "मुझे रिफंड चाहिए"]) == "word"
+    assert phrase_unit(["注文した商品がまだ届きません。", "很好", "我想取消我的订单"]) == "char"
+    assert phrase_unit(["ฉันต้องการยกเลิกคำสั่งซื้อ", "สินค้ายังไม่มาถึงเลยค่ะ"]) == "char"
+    assert phrase_unit(["我 想 取消 我 的 订单", "这个 商品 很 好"]) == "word"  # pre-segmented Chinese
+    assert phrase_unit(["", None, "   "]) == "word"
+    assert _word_tokens("don't stop 배송 안 돼요 हिन्दी भाषा it’s") == [
+        "don't", "stop", "배송", "안", "돼요", "हिन्दी", "भाषा", "it’s"]  # combining marks stay inside words
+    assert _word_doc("Does it take long? Is it OK. 네") == ["does", "it", "take", "long", "\n", "is", "it", "ok", "\n", "네"]
+    assert _grow_words("take", [_word_doc("does it take long? is it ok")] * 3) == "does it take long"  # stops at "?"
 
 
 def test_tfidf_score_and_min_hard_df():
@@ -163,12 +289,15 @@ def test_tfidf_score_and_min_hard_df():
     texts = ["plain words here"] * 40
     texts = [t + (" zebra" if i < 5 else "") + (" unicorn" if i == 5 else "") for i, t in enumerate(texts)]
     t = distinctive_tokens(texts, labels, hard, ["only"], top_tokens=5, score="tfidf")
-    assert t.num_rows >= 1 and "zebr" in t.column("phrase")[0].as_py()
+    assert t.num_rows >= 1 and t.column("phrase")[0].as_py() == "plain words here zebra"  # grown: in all 5 rows
     assert all(s > 0 for s in t.column("score").to_pylist())
     phrases = " ".join(t.column("phrase").to_pylist())
-    assert "unicorn" not in phrases and "unic" not in phrases  # in 1 hard text < min_hard_df=3
+    assert "unicorn" not in phrases  # in 1 hard text < min_hard_df=3
+    _check_counts(t, texts, labels, hard)
     loose = distinctive_tokens(texts, labels, hard, ["only"], top_tokens=5, min_hard_df=1)
     assert any("unicorn" in p for p in loose.column("phrase").to_pylist())
+    tc = distinctive_tokens(texts, labels, hard, ["only"], top_tokens=5, score="tfidf", unit="char")
+    assert "zebr" in tc.column("phrase")[0].as_py() and "unic" not in " ".join(tc.column("phrase").to_pylist())
     with pytest.raises(ValueError, match="score"):
         distinctive_tokens(texts, labels, hard, ["only"], score="bm25")
 
@@ -193,7 +322,7 @@ def test_format_tables_sections(crafted):
     scores, ds, mask = crafted
     r = analyze(scores, ds, NAMES, hard_mask=mask)
     out = format_tables(r, max_rows=1)
-    for title in ("hard samples: 4 of 10", "per class", "confusion pairs", "text length", "n-grams"):
+    for title in ("hard samples: 4 of 10", "per class", "confusion pairs", "text length", "distinctive phrases"):
         assert title in out
     assert "more rows" in out  # max_rows respected
     lines = out.splitlines()
@@ -224,6 +353,8 @@ def test_analyze_validation(crafted):
         analyze(scores, ds, NAMES, hard_mask=mask[:5])
     with pytest.raises(ValueError, match="ngram_range"):
         analyze(scores, ds, NAMES, ngram_range=(3, 2))
+    with pytest.raises(ValueError, match="unit"):
+        analyze(scores, ds, NAMES, unit="bpe")
     with pytest.raises(ValueError, match="top_pairs"):
         analyze(scores, ds, NAMES, top_pairs=-1)
     with pytest.raises(ValueError, match="hardness_quantile"):

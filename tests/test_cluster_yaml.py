@@ -115,6 +115,46 @@ def test_setup_installs_gpu_extra_from_mounted_project(config):
     setup = "\n".join(config["setup_commands"])
     assert "cd ~/hardmine" in setup
     assert 'pip install -e ".[gpu,offline]"' in setup
+    # into the venv Ray runs from (on PATH through ~/.bashrc)
+    assert "VIRTUAL_ENV=~/hardmine-venv" in setup and "hardmine-venv/bin" in setup
+
+
+def _python_versions(setup: str) -> list[tuple[int, int]]:
+    """Python versions the setup commands install or build the venv with (``uv python install X``,
+    ``uv venv --python X``, ``pythonX.Y -m venv``)."""
+    import re
+
+    found = re.findall(r"uv python install (\d+)\.(\d+)", setup)
+    found += re.findall(r"uv venv[^\n]*--python (\d+)\.(\d+)", setup)
+    found += re.findall(r"python(\d+)\.(\d+) -m venv", setup)
+    return [(int(a), int(b)) for a, b in found]
+
+
+def test_setup_installs_python_311_or_newer_for_the_venv(config):
+    """The DLAMI's python3 is 3.10; the pins need >= 3.11: setup installs one and builds the venv with it."""
+    from packaging.specifiers import SpecifierSet
+
+    try:
+        import tomllib
+    except ImportError:  # pragma: no cover
+        import tomli as tomllib
+    setup = "\n".join(config["setup_commands"])
+    versions = _python_versions(setup)
+    assert versions, "setup_commands must install a Python >= 3.11 (e.g. `uv python install 3.11`)"
+    assert all(v >= (3, 11) for v in versions), versions
+    venv = [c for c in config["setup_commands"] if "uv venv" in c and "~/hardmine-venv" in c]
+    assert venv and all("--python 3.1" in c for c in venv), "the venv must be created with the installed Python, not python3 (3.10)"
+    assert "python3 -m venv" not in setup
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert SpecifierSet(requires).contains(".".join(map(str, max(versions))))
+    assert not SpecifierSet(requires).contains("3.10"), "requires-python must match the pins (>= 3.11)"
+    # the autoscaler's boto3 goes into the same venv as the ray that runs it
+    assert any("hardmine-venv" in c and "boto3" in c for c in config["head_setup_commands"])
+
+
+def test_broken_python_pin_would_be_caught(config):
+    broken = "\n".join(c.replace("3.11", "3.10") for c in config["setup_commands"])
+    assert _python_versions(broken) and not all(v >= (3, 11) for v in _python_versions(broken))
 
 
 def test_run_root_is_shared_s3(config):

@@ -57,9 +57,10 @@ def test_all_hard_rows_are_label_issues_select_and_augment_say_why(tmp_path):
     assert t["generators_from"] == "auto"
     assert pq.read_table(store.path("augmented.parquet")).num_rows == 0
     assert pq.read_table(store.path("augmented_random.parquet")).num_rows == 0
-    funnel = next(m for m in logs if m.startswith("augmentation funnel (targeted"))
-    assert "language ko, detected from 60 training texts (Hangul" in funnel
-    assert "generators ['eda'] (auto for ko)" in funnel and want in funnel
+    lang = next(m for m in logs if m.startswith("augment: language"))  # the full funnel goes to the log file
+    assert "language ko, detected from 60 training texts (Hangul" in lang and "generators ['eda'] (auto for ko)" in lang
+    funnel = next(m for m in logs if m.startswith("augment (targeted"))
+    assert "nothing to generate" in funnel and want in funnel
     assert store.manifest()["stages"]["augment"]["status"] == "done"
 
 

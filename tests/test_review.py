@@ -47,7 +47,7 @@ def _dataset_and_probs(n: int = 60, seed: int = 0):
 def _scores(ds: pa.Table, probs: np.ndarray) -> pa.Table:
     """Scores columns as the score stage writes them, computed with real cleanlab."""
     labels = ds["label"].to_numpy()
-    ranked = find_label_issues(labels, probs, return_indices_ranked_by="self_confidence")
+    ranked = find_label_issues(labels, probs, return_indices_ranked_by="self_confidence", n_jobs=1)  # no fork of a process that holds Ray threads
     n = len(labels)
     issue_rank = np.full(n, -1, np.int32)
     issue_rank[ranked] = np.arange(1, len(ranked) + 1)

@@ -334,8 +334,10 @@ class _HFModel:
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
+        from hardmine.runtime import torch_device
+
         self.torch = torch
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = torch_device(device)  # cuda only where Ray gave this actor a GPU (or outside Ray)
         cfg = AutoConfig.from_pretrained(name)
         self.seq2seq = bool(getattr(cfg, "is_encoder_decoder", False))
         cls = AutoModelForSeq2SeqLM if self.seq2seq else AutoModelForCausalLM
@@ -496,3 +498,24 @@ def make_generator(spec: dict, *, vocab: Sequence[str] = (), seed: int = 0):
     if t == "vllm":
         raise ValueError("vllm generators run as ray.data.llm processors: use hardmine.augment.vllm_gen.vllm_variants")
     raise ValueError(f"unknown generator type {t!r}: choose one of {list(GENERATOR_TYPES)}")
+
+
+def check_options(spec: dict) -> None:
+    """Refuse unknown options of an in-process generator spec at config time (not inside a Ray actor)."""
+    import difflib
+    import inspect
+
+    cls = {"eda": EDAGenerator, "offline-bt": OfflineBackTranslator, "hf": HFGenerator}.get(spec.get("type"))
+    if cls is None:
+        return
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    fixed = {"self", "vocab", "seed"} | ({"task"} if spec.get("type") == "hf" else set())
+    allowed = sorted(set(params) - fixed)
+    for key in spec:
+        if key in _SPEC_KEYS or key in ("method", "crash_once_marker") or key in allowed:  # the marker: AugmentWorker's fault test hook
+            continue
+        near = difflib.get_close_matches(key, allowed, n=1)
+        raise ValueError(f"generator {method_name(spec)!r}: unknown option {key!r}"
+                         + (f" (did you mean {near[0]!r}?)" if near else "") + f"; its options are {allowed}")

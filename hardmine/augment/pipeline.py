@@ -399,6 +399,10 @@ def check_generators(generators: list[dict]) -> list[dict]:
             from hardmine.augment.vllm_gen import check_spec
 
             check_spec(g)
+        else:
+            from hardmine.augment.generators import check_options
+
+            check_options(g)
         out.append({**g, "method": m})
     return out
 
@@ -411,8 +415,28 @@ def plan_resources(generators: list[dict], cpus: float, gpus: float) -> dict[str
     CPU) and the near-duplicate actor run next to the actor pools; logical CPUs only
     gate scheduling, the OS shares the cores. ``hf`` stages take one GPU per worker
     when the cluster has GPUs.
+
+    A ``vllm`` generator's entry sizes its filter stage like a CPU stage, and adds its
+    processors' own actors to the reserve: ``engine_workers`` engines (``workers``, default 1)
+    holding ``engine_gpus`` GPUs (the spec's ``num_gpus`` share, else tensor x pipeline parallel
+    size) and one CPU each (Ray Data's default for an actor), and per processor (two for back-translation) a chat-template and a
+    tokenizer pool of up to ``stage_workers`` actors of ``stage_cpus`` CPUs
+    (:data:`~hardmine.augment.vllm_gen.VLLM_STAGE_CPUS`).
     """
+    from hardmine.augment.vllm_gen import VLLM_STAGE_CPUS, engine_gpus
+
     reserve = 1.1
+    vllm_extra: dict[str, dict] = {}
+    for g in generators:
+        if g["type"] == "vllm":
+            engines = int(g.get("workers") or 1)
+            procs = 2 if g.get("task") == "back_translation" else 1
+            vllm_extra[g["method"]] = {
+                "engine_workers": engines,
+                "engine_gpus": float(g["num_gpus"]) if g.get("num_gpus") is not None else float(engine_gpus(g)),
+                "stage_cpus": VLLM_STAGE_CPUS, "stage_workers": engines,
+            }
+            reserve += procs * engines * (1.0 + 2 * VLLM_STAGE_CPUS)
     stages = [g for g in generators]
     n_cpu = max(1, len(stages))
     plan: dict[str, dict] = {}
@@ -421,6 +445,8 @@ def plan_resources(generators: list[dict], cpus: float, gpus: float) -> dict[str
         if on_gpu:
             workers = int(g.get("workers") or max(1, int(gpus // max(1, sum(1 for s in stages if s["type"] == "hf")))))
             plan[g["method"]] = {"workers": workers, "num_cpus": float(g.get("num_cpus", 1)), "num_gpus": float(g.get("num_gpus", 1))}
+        elif g["type"] == "vllm":  # `workers` counts the engines; the filter stage after them is sized here
+            plan[g["method"]] = {"workers": max(1, int(cpus // n_cpu)), "num_gpus": 0.0, **vllm_extra[g["method"]]}
         else:
             workers = int(g.get("workers") or max(1, int(cpus // n_cpu)))
             plan[g["method"]] = {"workers": workers, "num_gpus": 0.0}
@@ -532,11 +558,14 @@ def run_augment(
                 vocab = build_vocab(src["text"].to_pylist(), max_size=vocab_size)
             else:  # count tokens off the driver
                 vocab = ray.get(ray.remote(num_cpus=0.25)(_vocab_from_path).remote(src, vocab_size, 2))
-        res = ray.cluster_resources()
-        rplan = plan_resources(gens, float(res.get("CPU", 1)), float(res.get("GPU", 0)))
+        from hardmine.runtime import planning_resources
+
+        # alive CPUs; alive GPUs, or on an autoscaling cluster without GPUs yet those of the worker type it adds
+        res = planning_resources()
+        rplan = plan_resources(gens, float(res.get("CPU", 1)) or 1.0, float(res.get("GPU", 0)))
         blocks = max(1, -(-len(ids) // max(1, int(batch_size))))
         for g in gens:  # no idle actors for small inputs: at most one per block of sources
-            if not g.get("workers"):
+            if not g.get("workers") or g["type"] == "vllm":
                 rplan[g["method"]]["workers"] = min(rplan[g["method"]]["workers"], blocks)
     if log:
         log(
@@ -636,7 +665,7 @@ def _build(ray, source, ids, gens, fcfg, plan, rplan, predictor_factory, seed, l
                 _add_counts, fn_kwargs={"rate": rate, "seed": seed, "method": m}, batch_format="pyarrow", num_cpus=io_cpus
             )
             spec = {k: v for k, v in g.items() if k != "method"}
-            var = vllm_variants(with_n, spec, seed=seed, method=m)
+            var = vllm_variants(with_n, spec, seed=seed, method=m, resources=rp)
             s = var.map_batches(
                 AugmentWorker, fn_constructor_kwargs={"mode": "filter", **common}, batch_format="pyarrow",
                 batch_size=bs, compute=pool, num_cpus=rp["num_cpus"],

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hardmine.oof.models import Head, autocast_dtype, load_finetune
+from hardmine.oof.models import Head, autocast_dtype, heldout_probs, load_finetune
+from hardmine.runtime import torch_device
 
 ARRAYS = "arrays.npz"
 STATE = "state.pt"
@@ -88,14 +89,20 @@ class _Backbone:
         return self.cfg["lr"] if self.cfg["backbone"] == "finetune" else self.cfg["head_lr"]
 
     @torch.inference_mode()
-    def predict(self, xs, amp: torch.dtype | None) -> np.ndarray:
+    def predict(self, xs) -> np.ndarray:
+        """Held-out probabilities by a full float32 forward pass, whatever the training's autocast.
+
+        They feed cleanlab (label quality, issue ranking) and the training dynamics: bf16 logits
+        would quantise them (bf16 keeps 8 bits of mantissa). The master weights are float32
+        under autocast, so this is the exact float32 model; the cost is a forward pass over the
+        held-out fold per epoch, small next to training."""
         self.model.eval()
         out = []
         bs = self.batch_size() * 2
         for i in range(0, len(xs), bs):
-            with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+            with torch.autocast(self.device.type, enabled=False):  # float32, even if a caller enabled autocast
                 logits = self.logits(self._inputs(xs[i : i + bs]))
-            out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+            out.append(heldout_probs(logits).cpu().numpy())
         if not out:
             return np.zeros((0, self.cfg["num_labels"]), dtype=np.float32)
         probs = np.concatenate(out).astype(np.float32)
@@ -119,6 +126,20 @@ class _Backbone:
                 },
                 f,
             )
+
+
+def scaler_state(scaler: torch.amp.GradScaler) -> dict:
+    """``{"scaler": state}`` for a checkpoint when loss scaling is on (fp16), else ``{}``.
+
+    The scale grows and shrinks with overflows over thousands of steps; a resumed fold that
+    restarted it at 65536 would skip steps on overflow until it had found its scale again."""
+    return {"scaler": scaler.state_dict()} if scaler.is_enabled() else {}
+
+
+def restore_scaler(scaler: torch.amp.GradScaler, state: dict) -> None:
+    """Load the GradScaler state of a checkpoint written by :func:`scaler_state` (if any)."""
+    if scaler.is_enabled() and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
 
 
 def is_linear(cfg: dict) -> bool:
@@ -153,7 +174,7 @@ def train_fold(
     started = time.time()
     if cfg.get("threads"):
         torch.set_num_threads(max(1, int(cfg["threads"])))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch_device()  # cuda only where Ray gave this worker a GPU (or outside Ray)
     amp = autocast_dtype(cfg["mixed_precision"], device)
     _seed_all(cfg["seed"] * 1000 + cfg["fold"])
     data = cfg["data"]
@@ -175,7 +196,8 @@ def train_fold(
     sched = torch.optim.lr_scheduler.LambdaLR(
         optim, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
     )
-    scaler = torch.amp.GradScaler(enabled=amp == torch.float16)
+    # fp16 needs loss scaling (bf16 and float32 do not); its scale is part of the training state
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     loss_fn = nn.CrossEntropyLoss()
 
     start_epoch, epoch_probs, first_started, resumed = 0, [], started, []
@@ -186,6 +208,7 @@ def train_fold(
         if "optim" in state:  # the final epoch's checkpoint has no optimiser state: nothing follows it
             optim.load_state_dict(state["optim"])
             sched.load_state_dict(state["sched"])
+            restore_scaler(scaler, state)
         start_epoch = state["epoch"] + 1
         epoch_probs = list(np.load(os.path.join(latest, ARRAYS))["epoch_probs"])
         first_started = state.get("started", started)
@@ -216,7 +239,7 @@ def train_fold(
             sched.step()
             total_loss += float(loss.detach())
         _set_threads(threads)
-        probs = bb.predict(val_x, amp)
+        probs = bb.predict(val_x)
         epoch_probs.append(probs)
         last = epoch == epochs - 1
         val_acc = float((probs.argmax(1) == np.asarray(data["val_y"])).mean())
@@ -227,7 +250,7 @@ def train_fold(
                     "model": bb.model.state_dict(),
                     # AdamW's moments are twice the model's size; the last epoch's checkpoint only serves
                     # to return its arrays and model, so it is written without them
-                    **({} if last else {"optim": optim.state_dict(), "sched": sched.state_dict()}),
+                    **({} if last else {"optim": optim.state_dict(), "sched": sched.state_dict(), **scaler_state(scaler)}),
                     "epoch": epoch,
                     "started": first_started,
                     "resumed_after_epochs": resumed,
@@ -237,7 +260,7 @@ def train_fold(
             arrays = {"epoch_probs": np.stack(epoch_probs)}
             if last:
                 if data.get("test_x") is not None and len(data["test_x"]):
-                    test_probs = bb.predict(data["test_x"], amp)
+                    test_probs = bb.predict(data["test_x"])
                     arrays["test_probs"] = test_probs
                 bb.save_model(os.path.join(tmp, MODEL_DIR))
             np.savez(os.path.join(tmp, ARRAYS), **arrays)

@@ -44,10 +44,28 @@ def load_finetune(model_path: str, num_labels: int):
     return tokenizer, model
 
 
+#: compute capability from which bf16 runs natively (Ampere: A100 8.0, A10G/RTX 30xx 8.6; Hopper 9.0)
+BF16_MIN_CAPABILITY = (8, 0)
+
+
 def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """Mixed precision only where the device supports it (never on CPU)."""
+    """The training autocast dtype: None (float32) on CPU or with ``mode="no"``.
+
+    ``auto`` picks bf16 only on GPUs of compute capability >= 8.0 (Ampere and later), where it is
+    native; older cards (V100 7.0, T4 7.5) get fp16 with a GradScaler - there bf16 is emulated
+    and slow, although ``torch.cuda.is_bf16_supported()`` may say yes. ``bf16`` / ``fp16`` are
+    taken as asked."""
+    device = torch.device(device)
     if device.type != "cuda" or mode == "no":
         return None
-    if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
+    if mode == "bf16":
         return torch.bfloat16
-    return torch.float16
+    if mode == "fp16":
+        return torch.float16
+    major, minor = torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if (major, minor) >= BF16_MIN_CAPABILITY else torch.float16
+
+
+def heldout_probs(logits: torch.Tensor) -> torch.Tensor:
+    """Probabilities that feed cleanlab: softmax of float32 logits (see ``_Backbone.predict``)."""
+    return torch.softmax(logits.float(), dim=-1)

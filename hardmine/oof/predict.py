@@ -108,7 +108,10 @@ class FoldEnsemble:
                    if summary.get("backbones") == ["external"] else "")
             )
         self.batch_size = batch_size
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        from hardmine.runtime import torch_device
+
+        # a filter actor holding no GPU predicts on CPU, even on a GPU node (Ray 2.60 does not hide the GPUs)
+        self.device = torch_device()
         self.members = {b: _Member([_local_dir(store, f"models/{b}/fold-{k}") for k in range(folds)], self.device) for b in names}
         w = np.array([float(weights.get(b, 1.0)) for b in names])
         self.weights = w / w.sum() if w.sum() > 0 else np.full(len(names), 1.0 / len(names))

@@ -54,8 +54,11 @@ class _EmbedActor:
 
 
 def default_embed_actors(gpus: float = 0.0) -> int:
-    """One embedding actor per cluster CPU (at most 16), or one per GPU share when actors take GPUs."""
-    res = ray.cluster_resources()
+    """One embedding actor per cluster CPU (at most 16), or one per GPU share when actors take GPUs
+    (on an autoscaling cluster without GPUs yet: per GPU share of the worker nodes it may add)."""
+    from hardmine.runtime import planning_resources
+
+    res = planning_resources() if gpus > 0 else ray.cluster_resources()
     if gpus > 0:
         return max(1, int(res.get("GPU", 0) / gpus))
     return max(1, min(16, int(res.get("CPU", 1))))
@@ -177,7 +180,10 @@ def fit_trainer(loop, loop_config: dict, *, storage_path: str, run_name: str, cp
             checkpoint_config=CheckpointConfig(num_to_keep=num_to_keep),
         ),
     )
-    return trainer.fit()
+    from hardmine.console import captured
+
+    with captured("ray train"):
+        return trainer.fit()
 
 
 def in_threads(calls: list, limit: int | None = None) -> list:
@@ -248,38 +254,44 @@ def _fit_fold_task(cfg: dict, shared: dict, ckpt_uri: str, store_uri: str, dest:
 # ----------------------------------------------------------------------------- the stage
 
 
-def fold_cpus(requested: float | None, runs: int) -> float:
+def fold_cpus(requested: float | None, runs: int, gpus: float = 0.0, nodes: list[dict] | None = None) -> float:
     """CPUs per training run: ``requested``, or the largest whole-CPU share that runs as many
     of the ``runs`` at once as the cluster allows.
 
     The share is the largest c = node_cpus / m (m a whole number, c >= 1) such that the nodes
-    hold ``runs`` of them together, else 1 CPU: 5 folds on three 16-CPU nodes get 5.3333 CPUs
-    (5 torch threads) each, on one 2-CPU node 1 CPU each (two at a time). Fractional shares
+    hold ``runs`` of them together, else 1 CPU: 5 folds on three 16-CPU nodes get 8 CPUs each
+    (two per node), on one 2-CPU node 1 CPU each (two at a time). Fractional shares
     are never chosen automatically: 5 single-threaded folds time-sliced on 2 cores measured
     1.5x slower than the sequential loop (see README, OOF benchmark); set the value yourself
-    to pack more folds per CPU or GPU."""
+    to pack more folds per CPU or GPU.
+
+    With ``gpus`` > 0 only nodes holding that many GPUs count, and the target is as many runs
+    as their GPUs hold at once: 5 folds at 0.2 GPU on one 8-CPU, 1-GPU node get 1.6 CPUs each;
+    at 1 GPU, one at a time, 8 CPUs each. ``nodes`` (``[{"CPU", "GPU"}]``) default to
+    :func:`hardmine.runtime.sizing_nodes`: the alive nodes plus, on an autoscaling cluster, the
+    worker nodes of the type the autoscaler adds (``ray.worker_resources``)."""
     if requested:
         return float(requested)
-    cpus = [float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) > 0]
+    from hardmine.runtime import node_fits, sizing_nodes
+
+    nodes = sizing_nodes(runs, gpus) if nodes is None else nodes
+    usable = [n for n in nodes if n.get("CPU", 0) > 0 and (gpus <= 0 or n.get("GPU", 0) >= gpus)]
+    target = runs if gpus <= 0 else max(1, min(runs, sum(node_fits(n, 1.0, gpus) for n in usable)))
     best = 1.0
-    for c in {n / m for n in cpus for m in range(1, runs + 1)}:
-        if c > best and sum(math.floor(n / c + 1e-9) for n in cpus) >= runs:
+    for c in {float(n["CPU"]) / m for n in usable for m in range(1, runs + 1)}:
+        if c > best and sum(node_fits(n, c, gpus) for n in usable) >= target:
             best = c
     return math.floor(best * 1e4) / 1e4
 
 
-def concurrent_runs(cpus: float, gpus: float = 0.0) -> int:
-    """How many runs holding ``cpus`` CPUs (and ``gpus`` GPUs) the cluster's nodes hold at once (at least 1)."""
-    total = 0
-    for n in ray.nodes():
-        if not n.get("Alive"):
-            continue
-        res = n["Resources"]
-        fit = math.floor(res.get("CPU", 0) / cpus + 1e-9) if cpus > 0 else math.inf
-        if gpus > 0:
-            fit = min(fit, math.floor(res.get("GPU", 0) / gpus + 1e-9))
-        total += 0 if fit == math.inf else fit
-    return max(1, total)
+def concurrent_runs(cpus: float, gpus: float = 0.0, nodes: list[dict] | None = None) -> int:
+    """How many runs holding ``cpus`` CPUs (and ``gpus`` GPUs) the cluster's nodes hold at once (at
+    least 1); ``nodes`` as in :func:`fold_cpus` (on an autoscaling cluster the worker nodes it may
+    add count, so every run is launched and the autoscaler sees all of them)."""
+    from hardmine.runtime import node_fits, sizing_nodes
+
+    nodes = sizing_nodes(None, gpus) if nodes is None else nodes
+    return max(1, sum(node_fits(n, cpus, gpus) for n in nodes))
 
 
 def fold_threads(cpus: float) -> int:
@@ -337,17 +349,19 @@ class ElasticThreads:
         return self.n
 
 
-def check_resources(cpus: float, gpus: float) -> None:
-    res = ray.cluster_resources()
-    if gpus > 0 and res.get("GPU", 0) < gpus:
-        raise ResourceError(
-            f"oof.gpus_per_fold={gpus} but the Ray cluster has {res.get('GPU', 0)} GPUs: "
-            "set oof.gpus_per_fold: 0 to train on CPU, or run on a cluster with GPUs"
-        )
-    if res.get("CPU", 0) < cpus:
-        raise ResourceError(
-            f"oof.cpus_per_fold={cpus} but the Ray cluster has only {res.get('CPU', 0)} CPUs: lower oof.cpus_per_fold"
-        )
+def check_resources(cpus: float, gpus: float, log=print, nodes: list[dict] | None = None, info: dict | None = None) -> str:
+    """Refuse a fold no node can ever hold; on an autoscaling cluster whose nodes cannot hold one
+    yet, log what it waits for instead (``"waiting"``). See :func:`hardmine.runtime.require_fit`."""
+    from hardmine.runtime import require_fit
+
+    if gpus > 0:
+        fix = "set oof.gpus_per_fold: 0 to train on CPU, or run on a cluster with GPUs"
+    else:
+        fix = "lower oof.cpus_per_fold"
+    return require_fit(
+        cpus, gpus, what=f"a fold (oof.cpus_per_fold={cpus:g}, oof.gpus_per_fold={gpus:g})", fix=fix,
+        error=ResourceError, log=log, alive=nodes, info=info,
+    )
 
 
 def member_fingerprint(cfg: Config, member: str, base: str, max_length: int | None = None) -> str:
@@ -493,6 +507,8 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
     prepare stage's) keys the members' resume. The held-out split is never read here (see the
     ``holdout`` stage)."""
     from hardmine.oof import combine as C
+    from hardmine.runtime import sizing_nodes
+
     o = cfg.oof
     ids = train.column("id").to_pylist()
     texts = train.column("text").to_pylist()
@@ -500,16 +516,19 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
     fold = make_folds(y, o.folds, cfg.seed)
     labels = store.manifest().get("labels")
     length = resolve_max_length(cfg, texts, log)
-    cpus = fold_cpus(o.cpus_per_fold, o.folds) if o.trainable else 0.0
+    fold_gpus = o.gpus_per_fold if any(b in ("frozen", "finetune") for b in o.trainable) else 0.0
+    cpus = fold_cpus(o.cpus_per_fold, o.folds, fold_gpus) if o.trainable else 0.0
     if o.trainable:
-        check_resources(cpus, o.gpus_per_fold if any(b in ("frozen", "finetune") for b in o.trainable) else 0.0)
+        check_resources(cpus, fold_gpus, log=log)
     base = data_fingerprint or fingerprint
     members: dict[str, dict[str, Any]] = {}
     member_probs, member_epochs = {}, {}
     for member in o.backbones:
         mfp = member_fingerprint(cfg, member, base, length.get("max_length"))
         out = member_file(member)
-        if store.is_done(f"oof:{member}", mfp, [out]):
+        # its fold models are outputs too: a deleted models/<member>/ retrains the member
+        mouts = [out] + ([f"models/{member}/fold-{k}" for k in range(o.folds)] if member in o.trainable else [])
+        if store.is_done(f"oof:{member}", mfp, mouts):
             t = store.read_table(out)
             member_probs[member] = np.asarray(t.column("probs").to_pylist(), dtype=np.float32)
             member_epochs[member] = np.asarray(t.column("epoch_probs").to_pylist(), dtype=np.float32)
@@ -526,7 +545,7 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
             log(f"[oof] member external: {len(ids)} rows of probabilities from {o.probs_path}")
         else:
             gpus = o.gpus_per_fold if member != "tfidf" else 0.0
-            at_once = min(o.folds, o.max_concurrent or concurrent_runs(cpus, gpus))
+            at_once = min(o.folds, o.max_concurrent or concurrent_runs(cpus, gpus, sizing_nodes(o.folds, gpus)))
             log(f"[oof] member {member}: {o.folds} folds with {cpus:g} CPU(s){f' and {gpus:g} GPU(s)' if gpus else ''} each, {at_once} at a time")
             res = _train_member(cfg, store, member, ids, texts, y, fold, num_labels, fingerprint, length.get("max_length"), cpus, at_once, log)
         store.write_table(out, _oof_table(ids, fold, res["probs"], res["epoch_probs"]))
@@ -535,7 +554,7 @@ def run_oof(cfg: Config, store: RunStore, train: pa.Table, num_labels: int, fing
             **m, "seconds": time.time() - t0, "runner": res["runner"], "folds": res["folds"],
             **({k: res[k] for k in ("embed_seconds", "train_seconds") if k in res}),
         }
-        store.mark(f"oof:{member}", "done", fingerprint=mfp, outputs=[out], summary=summary)
+        store.mark(f"oof:{member}", "done", fingerprint=mfp, outputs=mouts, summary=summary)
         member_probs[member], member_epochs[member] = res["probs"], res["epoch_probs"]
         members[member] = summary
 
