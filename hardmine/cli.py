@@ -66,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("corrections", help="the edited CSV or a Label Studio JSON export")
     p.add_argument("--source", default=None, help="name recorded in the audit table (default: the file name)")
     p.add_argument("--no-strict", dest="strict", action="store_false", help="report unknown ids/labels instead of failing")
+    p = review.add_parser("next", help="retrain on the newest reviewed version (up to score) and export the next label-issue "
+                                       "batch, without the rows already reviewed")
+    _config_args(p)
+    p.add_argument("--limit", type=int, default=None, help="keep the top N label issues")
+    p.add_argument("--budget", type=int, default=None, metavar="N",
+                   help="review budget: the N unreviewed rows with the lowest label_quality (or highest error_risk)")
+    p.add_argument("--rank-by", choices=["label_quality", "error_risk"], default=None,
+                   help="queue order (default: score.review_rank_by)")
+    p.add_argument("--format", dest="fmt", choices=["csv", "label-studio", "both"], default="both")
+    p = sub.add_parser("pseudo-label", help="self-training: the fold models label an unlabelled pool; confident rows "
+                                            "become a new dataset version, boundary rows go to the active-learning queue")
+    _config_args(p)
+    p.add_argument("--unlabelled", default=None, help="the unlabelled pool (default: data.unlabelled_path)")
     p = sub.add_parser("report", help="write RUN_DIR/report.html (one self-contained page)")
     p.add_argument("run_dir")
     sub.add_parser("config-reference", help="print every configuration key as Markdown")
@@ -187,8 +200,15 @@ def _dispatch(args) -> int:
             review_cmd.export(cfg, queue=args.queue, fmt=args.fmt, strategy=args.strategy,
                               batch_size=args.batch_size, unlabelled=args.unlabelled, limit=args.limit,
                               budget=args.budget, rank_by=args.rank_by)
+        elif args.review_command == "next":
+            review_cmd.next_batch(cfg, fmt=args.fmt, limit=args.limit, budget=args.budget, rank_by=args.rank_by, log=console.say)
         else:
             review_cmd.import_corrections(cfg, args.corrections, source=args.source, strict=args.strict)
+        return 0
+    if args.command == "pseudo-label":
+        from hardmine.pseudo import pseudo_label
+
+        pseudo_label(cfg, unlabelled=args.unlabelled, log=console.say)
         return 0
     preflight(cfg)  # files, models, resources: before Ray starts
     store = run_all(cfg, log=console.say, until=None if args.command == "run" else args.command)

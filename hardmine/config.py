@@ -44,6 +44,13 @@ class DataConfig(_Section):
     test_size: float = Field(0.0, ge=0.0, lt=0.9, description="stratified hold-out carved before mining when no test_path")
     truth_path: Optional[str] = Field(None, description="CSV with id,true_label for injected-noise precision/recall")
     encoding: str = Field("utf-8", description="text encoding of CSV/TSV/JSONL files (utf-8, utf-8-sig, cp949, euc-kr, ...)")
+    unlabelled_path: Optional[str] = Field(
+        None, description="unlabelled pool (same text/id columns, no label needed) for `hardmine pseudo-label` and evaluate's self_training arm; its ids must not overlap the training or held-out ids"
+    )
+    version: Optional[int] = Field(
+        None, ge=0,
+        description="dataset version the run trains on: null = the newest (review imports and pseudo-label rounds write review/versions/vN.parquet), 0 = as read from data.path; the held-out split never changes",
+    )
     quoting: Literal["auto", "none", "csv"] = Field(
         "auto",
         description="CSV/TSV quotes: auto = CSV with standard quoting, TSV one row per line (a cell wrapped in quotes "
@@ -325,15 +332,63 @@ class AugmentConfig(_Section):
         return b
 
 
-ARMS = ("baseline", "clean", "targeted", "clean+targeted", "random")
+HARD_WEIGHTINGS = ("none", "upweight", "oversample", "ohem")
+
+
+class TrainConfig(_Section):
+    """How the models learn from what was mined: hard-example emphasis and adversarial training.
+
+    Where each setting applies is fixed by what it needs: ``upweight`` / ``oversample`` need the
+    score stage's hardness, so only evaluate's ``hard_weighted`` arm uses them; ``ohem`` and
+    ``fgm`` need nothing mined, so the fold models and the sweep trials train with them too.
+    Evaluate's other arms always train without them (each arm differs from baseline in one thing)."""
+
+    hard_weighting: Literal["none", "upweight", "oversample", "ohem"] = Field(
+        "none",
+        description="emphasis on hard examples. upweight: each row's loss weighted 1 + (hard_weight_cap - 1) * hardness "
+        "(hardness = 1 - p_true, from the score stage), normalised to mean 1 (torch loss; sample_weight of the "
+        "scikit-learn models); oversample: rows repeated about that many times (stochastic rounding, seeded); ohem: "
+        "every batch back-propagates only its ohem_keep share of rows with the highest loss (torch-trained models only: "
+        "refused with tfidf or the logreg head, which have no batches). Label issues (score stage) are never up-weighted: "
+        "weight 1, not repeated, under ohem never picked but kept at their plain weight. upweight and oversample apply to evaluate's hard_weighted arm only (the fold "
+        "models train before there are scores and ignore them); ohem also applies to the fold models and the sweep trials. "
+        "The other evaluate arms train without any of it",
+    )
+    hard_weight_cap: float = Field(
+        3.0, ge=1.0, le=100.0,
+        description="upweight / oversample: the weight of the hardest row (hardness 1); 1 = no emphasis",
+    )
+    ohem_keep: float = Field(
+        0.5, gt=0.0, le=1.0,
+        description="ohem: share of each batch back-propagated, ceil(ohem_keep * rows), the highest-loss rows; 1 = plain training",
+    )
+    adversarial: Literal["none", "fgm"] = Field(
+        "none",
+        description="fgm: adversarial training of the finetune backbone (after each backward pass the word-embedding "
+        "matrix is moved by fgm_epsilon along its gradient scaled to L2 norm 1, the batch's loss there is back-propagated "
+        "too, the embeddings are restored, then the optimiser steps; about twice the compute per step). Applies to the finetune "
+        "fold models, the sweep trials and evaluate's adversarial arm (the other arms train without it); other "
+        "ensemble members train as usual. Refused when the retrain backbone (evaluate.backbone, else the first "
+        "trainable member of oof.backbones) is frozen or tfidf: they have no word embeddings to perturb",
+    )
+    fgm_epsilon: float = Field(1.0, gt=0.0, description="fgm: L2 norm of the perturbation of the word-embedding matrix")
+
+
+ARMS = ("baseline", "clean", "targeted", "clean+targeted", "random", "hard_weighted", "adversarial", "self_training", "reviewed")
+#: the arms ``evaluate.arms`` runs unless told otherwise; the others are opt-in (they add retrains)
+DEFAULT_ARMS = ("baseline", "clean", "targeted", "clean+targeted", "random")
 
 
 class EvaluateConfig(_Section):
     backbone: Optional[Literal["tfidf", "frozen", "finetune"]] = Field(
         None, description="the model the arms and sweep trials retrain; null = the first trainable member of oof.backbones, with its settings"
     )
-    arms: list[Literal["baseline", "clean", "targeted", "clean+targeted", "random"]] = Field(
-        default_factory=lambda: list(ARMS), description="training sets compared on the held-out split"
+    arms: list[Literal["baseline", "clean", "targeted", "clean+targeted", "random", "hard_weighted", "adversarial", "self_training", "reviewed"]] = Field(
+        default_factory=lambda: list(DEFAULT_ARMS),
+        description="training sets compared on the held-out split; opt-in: hard_weighted (the baseline rows trained with "
+        "train.hard_weighting, upweight when that is none), adversarial (the baseline rows trained with FGM, finetune only), "
+        "self_training (the baseline rows + pseudo-labelled rows of data.unlabelled_path, see pseudo.*), reviewed (the labels of "
+        "the newest reviewed dataset version against those before review, version 0, on the same rows)",
     )
     seeds: int = Field(3, ge=1, description="retrains per arm; an arm's metric is the mean over its seeds")
     bootstrap: int = Field(
@@ -346,6 +401,19 @@ class EvaluateConfig(_Section):
     epochs: Optional[int] = Field(None, ge=1, description="default: oof.epochs")
     ece_bins: int = Field(15, ge=2)
     max_concurrent: Optional[int] = Field(None, ge=1, description="retrains at once (default: as resources allow)")
+
+
+class PseudoConfig(_Section):
+    """Self-training: which fold-ensemble predictions on data.unlabelled_path become pseudo-labelled rows
+    (`hardmine pseudo-label` and evaluate's self_training arm use the same rule)."""
+
+    threshold: float = Field(0.9, gt=0.0, le=1.0, description="a pool row is pseudo-labelled when the fold ensemble's highest class probability is at least this")
+    max_per_class: Optional[int] = Field(None, ge=1, description="at most this many pseudo-labelled rows per class (those already in the dataset count); null = no fixed cap")
+    max_class_share: Optional[float] = Field(
+        0.5, gt=0.0,
+        description="at most this share of a class's human-labelled rows as pseudo-labelled rows of that class (so one class cannot flood the set); null = no share cap; with max_per_class the smaller cap applies",
+    )
+    active_batch: int = Field(100, ge=0, description="pool rows nearest the decision boundary (lowest margin, not pseudo-labelled) written to the active-learning queue; 0 = none")
 
 
 class SweepConfig(_Section):
@@ -419,12 +487,51 @@ class Config(_Section):
     seed: int = 0
     data: DataConfig
     oof: OOFConfig = OOFConfig()
+    train: TrainConfig = TrainConfig()
     score: ScoreConfig = ScoreConfig()
     select: SelectConfig = SelectConfig()
     augment: AugmentConfig = AugmentConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    pseudo: PseudoConfig = PseudoConfig()
     sweep: SweepConfig = SweepConfig()
     ray: RayConfig = RayConfig()
+
+    @model_validator(mode="after")
+    def _training(self):
+        """``train.*`` against the models that would train with it (refused before anything trains)."""
+        t, e, o = self.train, self.evaluate, self.oof
+        retrain = self.retrain_backbone
+        where = "evaluate.backbone" if e.backbone else "the first trainable member of oof.backbones"
+        no_embeddings = {"frozen": "frozen (a head over fixed sentence embeddings)", "tfidf": "tfidf (TF-IDF features)"}
+        if t.adversarial == "fgm" and retrain != "finetune":
+            raise ValueError(
+                f"train.adversarial: fgm perturbs the word embeddings of the finetune backbone, but the retrain backbone "
+                f"({where}) is {no_embeddings.get(retrain, retrain)}, which has none to perturb: set evaluate.backbone: "
+                "finetune, or train.adversarial: none"
+            )
+        if "adversarial" in e.arms and retrain != "finetune":
+            raise ValueError(
+                f"evaluate.arms has adversarial (FGM on the word embeddings), but the retrain backbone ({where}) is "
+                f"{no_embeddings.get(retrain, retrain)}, which has no word embeddings: set evaluate.backbone: finetune, "
+                "or remove adversarial from evaluate.arms"
+            )
+        if t.hard_weighting == "ohem":
+            def linear(b: str) -> bool:
+                return b == "tfidf" or (b == "frozen" and o.head == "logreg")
+
+            bad = [b for b in o.trainable if linear(b)]
+            what = [f"oof.backbones member{'s' if len(bad) > 1 else ''} {' and '.join(bad)}"] if bad else []
+            if linear(retrain) and retrain not in o.trainable:
+                what.append(f"the retrain backbone {retrain} ({where})")
+            if what:
+                raise ValueError(
+                    "train.hard_weighting: ohem back-propagates the hardest rows of each batch, but "
+                    + " and ".join(what) + f" {'are' if len(bad) > 1 or len(what) > 1 else 'is'} fitted by scikit-learn's "
+                    "LogisticRegression to convergence (tfidf, or frozen with oof.head: logreg): there are no batches. Use "
+                    "train.hard_weighting: upweight or oversample (evaluate's hard_weighted arm), or only torch-trained "
+                    "models (finetune; frozen with oof.head: linear or mlp)"
+                )
+        return self
 
     @property
     def retrain_backbone(self) -> str:
@@ -473,6 +580,8 @@ def format_validation_error(err: ValidationError) -> str:
             close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
             hint = f"did you mean {'.'.join(map(str, loc[:-1] + (close[0],)))!r}?" if close else ""
             lines.append(f"  {path}: unknown key. {hint} Valid keys here: {', '.join(valid)}")
+        elif not loc:  # a check across sections (Config's own validators): the message names the keys and the fix
+            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
         else:
             msg = e["msg"]
             got = e.get("input")

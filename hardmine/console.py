@@ -118,7 +118,7 @@ class Console:
         """A tqdm bar on a terminal (stderr), nothing otherwise; yields an object with ``update(n)``."""
         from tqdm.auto import tqdm
 
-        show = sys.stderr.isatty() or os.environ.get("HARDMINE_PROGRESS") == "1"
+        show = bool(desc) and (sys.stderr.isatty() or os.environ.get("HARDMINE_PROGRESS") == "1")
         bar = tqdm(total=total, desc=desc, unit=unit, disable=not show, leave=False, file=sys.stderr, dynamic_ncols=True)
         try:
             yield bar

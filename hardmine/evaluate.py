@@ -8,6 +8,20 @@ Arms (the training sets compared; every arm is scored on the same held-out rows)
 - ``clean+targeted``  both;
 - ``random``          control: baseline + the same number of variants made from randomly chosen
                       training rows (``augmented_random.parquet``), i.e. the same budget untargeted.
+- ``hard_weighted``   (opt-in) the baseline rows trained with ``train.hard_weighting`` (``upweight``
+                      when that is ``none``): per-row loss weights from ``scores.parquet``'s
+                      hardness, rows repeated (``oversample``), or OHEM; label issues never up-weighted;
+- ``adversarial``     (opt-in) the baseline rows trained with FGM on the word embeddings
+                      (``train.fgm_epsilon``; finetune only).
+- ``self_training``   (opt-in) baseline + the pool rows (``data.unlabelled_path``) the fold models
+                      pseudo-label under ``pseudo.*`` (:mod:`hardmine.pseudo`); pool ids on the
+                      training or held-out split are refused, pool texts equal to a held-out text left out;
+- ``reviewed``        (opt-in) the rows as prepared (version 0) with the labels of the newest reviewed
+                      dataset version, trained beside ``before_review`` (the same rows, version 0's
+                      labels); the pair ``reviewed - before_review`` is the review's effect.
+
+Only ``hard_weighted`` and ``adversarial`` train with ``train.*``; every other arm trains without
+it (:func:`arm_train_settings`), so each arm differs from ``baseline`` in one thing.
 
 Each arm runs over several seeds (seed ``s`` of every arm shares the initialisation and
 shuffling seed). Intervals come from a paired bootstrap over the held-out rows
@@ -55,6 +69,8 @@ TRAINING = pa.schema(
 )
 ORIGINS = ("original", "augmented")
 REVIEW_AS = ("drop", "relabel", "keep")
+#: what the ``hard_weighted`` arm may train with (``train.hard_weighting``, ``none`` meaning upweight)
+HARD_ARM_MODES = ("upweight", "oversample", "ohem")
 _META_KEY = b"hardmine.training_set"
 
 #: one row per (arm, seed) retrain, written to ``evaluation/runs.parquet``.
@@ -184,6 +200,8 @@ def arm_training_set(
     review_as: str = "drop",
     seed: int = 0,
     scores: pa.Table | None = None,
+    hard_weighting: str = "upweight",
+    hard_weight_cap: float = 3.0,
 ) -> pa.Table:
     """The training set of one arm: columns id, text, label, origin (``original`` / ``augmented``).
 
@@ -194,13 +212,22 @@ def arm_training_set(
     - targeted arms add ``round(aug_ratio * len(dataset))`` kept rows of ``pool`` whose source the
       selection sent to ``augment``, sampled with ``seed`` so every source is used once before any
       is used twice; fewer if the pool is smaller;
-    - ``random`` adds as many kept rows of ``random_pool`` as the targeted arm would (same budget).
+    - ``random`` adds as many kept rows of ``random_pool`` as the targeted arm would (same budget);
+    - ``hard_weighted``: the baseline rows with ``hard_weighting`` (see :func:`hard_weighted_mode`)
+      from ``scores``' ``hardness`` / ``is_label_issue``: ``upweight`` adds a ``weight`` column
+      (:func:`hardmine.oof.settings.hardness_weights` with ``hard_weight_cap``: label issues 1),
+      ``oversample`` repeats rows (:func:`hardmine.oof.settings.oversample_counts`, seeded),
+      ``ohem`` adds an ``exempt`` column (the label issues, which OHEM never picks) when ``scores``
+      is given; the training loop does the rest;
+    - ``adversarial``: the baseline rows (the loop adds FGM, see :func:`arm_train_settings`).
 
     What was requested and what was possible is recorded in the schema metadata:
     read it with :func:`training_set_info`.
     """
     if arm not in ARMS:
         raise ValueError(f"unknown arm {arm!r}: choose from {list(ARMS)}")
+    if arm == "hard_weighted" and hard_weighting not in HARD_ARM_MODES:
+        raise ValueError(f"the hard_weighted arm's hard_weighting must be one of {list(HARD_ARM_MODES)}, got {hard_weighting!r}")
     if review_as not in REVIEW_AS:
         raise ValueError(f"review_as must be one of {list(REVIEW_AS)}, got {review_as!r}")
     if isinstance(aug_ratio, bool) or not isinstance(aug_ratio, (int, float)) or not math.isfinite(aug_ratio) or aug_ratio < 0:
@@ -238,17 +265,22 @@ def arm_training_set(
         info["n_dropped"] = int(drop.sum())
         info["n_relabelled"] = int((relabel & keep).sum())
 
-    parts = [
-        pa.table(
-            {
-                "id": pa.array([i for i, k in zip(ids, keep) if k], pa.string()),
-                "text": pa.array([t for t, k in zip(texts, keep) if k], pa.string()),
-                "label": pa.array(labels[keep], pa.int32()),
-                "origin": pa.array(["original"] * int(keep.sum()), pa.string()),
-            },
-            schema=TRAINING,
-        )
-    ]
+    rows = np.flatnonzero(keep)
+    extra: dict[str, pa.Array] = {}
+    if arm == "hard_weighted":
+        rows, extra = _hard_weighting(scores, ids, hard_weighting, hard_weight_cap, seed, info)
+    originals = pa.table(
+        {
+            "id": pa.array([ids[i] for i in rows], pa.string()),
+            "text": pa.array([texts[i] for i in rows], pa.string()),
+            "label": pa.array(labels[rows], pa.int32()),
+            "origin": pa.array(["original"] * len(rows), pa.string()),
+        },
+        schema=TRAINING,
+    )
+    for name, col in extra.items():  # weight / exempt: only the hard_weighted arm has them (no augmented rows)
+        originals = originals.append_column(name, col)
+    parts = [originals]
     if targeted or arm == "random":
         requested = round_half_up(aug_ratio * n_train)
         info["requested_augmented"] = requested
@@ -292,6 +324,91 @@ def arm_training_set(
     return out.replace_schema_metadata({_META_KEY: json.dumps(info).encode()})
 
 
+def hard_weighted_mode(cfg: Config) -> str:
+    """The ``hard_weighted`` arm's weighting: ``train.hard_weighting``, or ``upweight`` when that is ``none``."""
+    return "upweight" if cfg.train.hard_weighting == "none" else cfg.train.hard_weighting
+
+
+def arm_train_settings(cfg: Config, arm: str) -> dict[str, Any]:
+    """The ``train.*`` keys of one arm's retrains (they override :func:`train_settings`' fold recipe).
+
+    ``hard_weighted`` trains with :func:`hard_weighted_mode` (``oversample`` is done by the training
+    set, the loop then trains plainly), ``adversarial`` with FGM at ``train.fgm_epsilon`` (whatever
+    ``train.adversarial`` says); every other arm without emphasis or FGM, so that it differs from
+    ``baseline`` only in its training rows."""
+    t = cfg.train
+    out: dict[str, Any] = {"hard_weighting": "none", "hard_weight_cap": t.hard_weight_cap, "ohem_keep": t.ohem_keep,
+                           "adversarial": "none", "fgm_epsilon": t.fgm_epsilon}
+    if arm == "hard_weighted":
+        out["hard_weighting"] = hard_weighted_mode(cfg)
+    elif arm == "adversarial":
+        out["adversarial"] = "fgm"
+    return out
+
+
+def _training_notes(cfg: Config, arms: Sequence[str], infos: dict[str, dict]) -> list[str]:
+    """One line per arm that trains with ``train.*`` (what it does), for the log."""
+    out = []
+    if "hard_weighted" in arms:
+        i, t = infos["hard_weighted"], cfg.train
+        mode = i.get("hard_weighting", hard_weighted_mode(cfg))
+        what = {
+            "upweight": f"loss weights 1 + {t.hard_weight_cap - 1:g} x hardness on {i.get('n_upweighted', 0)} rows (mean {i.get('mean_weight', 1.0):.2f})",
+            "oversample": f"{i.get('n_repeated', 0)} repeats of hard rows (weights 1 + {t.hard_weight_cap - 1:g} x hardness)",
+            "ohem": f"OHEM, the {t.ohem_keep:g} highest-loss share of each batch",
+        }[mode]
+        default = " (train.hard_weighting is none: the arm uses upweight)" if t.hard_weighting == "none" else ""
+        out.append(f"arm hard_weighted: {what}; {i.get('n_label_issues', 0)} label issues kept at weight 1{default}")
+    if "adversarial" in arms:
+        out.append(f"arm adversarial: FGM on the word embeddings, epsilon {cfg.train.fgm_epsilon:g}")
+    return out
+
+
+def _hard_weighting(scores: pa.Table | None, ids: list[str], mode: str, cap: float, seed: int,
+                    info: dict[str, Any]) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    """The ``hard_weighted`` arm's rows (positions in ``ids``, repeated under ``oversample``) and extra columns."""
+    from hardmine.oof.settings import hardness_weights, oversample_counts
+
+    n = len(ids)
+    info.update(hard_weighting=mode, hard_weight_cap=float(cap))
+    if scores is None:
+        if mode == "ohem":  # OHEM needs no scores: without them no label issue is known (none exempt)
+            info.update(n_label_issues=0, n_repeated=0)
+            return np.arange(n), {}
+        raise ValueError(
+            f"the hard_weighted arm ({mode}) needs the hardness of every row: pass scores.parquet (hardness, is_label_issue) "
+            "written by the score stage"
+        )
+    hardness, issue = _hardness_for(scores, ids)
+    info["n_label_issues"] = int(issue.sum())
+    if mode == "ohem":
+        info["n_repeated"] = 0
+        return np.arange(n), {"exempt": pa.array(issue, pa.bool_())}
+    w = hardness_weights(hardness, issue, cap)
+    info.update(mean_weight=float(w.mean()) if n else 1.0, max_weight=float(w.max()) if n else 1.0,
+                n_upweighted=int((w > 1.0).sum()))
+    if mode == "upweight":
+        info["n_repeated"] = 0
+        return np.arange(n), {"weight": pa.array(w.astype(np.float32), pa.float32())}
+    counts = oversample_counts(w, seed)
+    info["n_repeated"] = int(counts.sum() - n)
+    return np.repeat(np.arange(n), counts), {}
+
+
+def _hardness_for(scores: pa.Table, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(hardness, is_label_issue) of ``ids`` from scores.parquet."""
+    fix = "pass scores.parquet written by the score stage for this dataset"
+    _need(scores, ["id", "hardness", "is_label_issue"], "scores", fix)
+    pos = {i: n for n, i in enumerate(_ids(scores, "scores"))}
+    missing = [i for i in ids if i not in pos]
+    if missing:
+        raise ValueError(f"{len(missing)} dataset ids are not scored (e.g. {_first(missing)}); {fix}")
+    idx = np.fromiter((pos[i] for i in ids), dtype=np.int64, count=len(ids))
+    hardness = scores.column("hardness").to_numpy().astype(np.float64)[idx]
+    issue = np.asarray(scores.column("is_label_issue").to_pylist(), dtype=bool)[idx]
+    return hardness, issue
+
+
 def training_set_info(table: pa.Table) -> dict:
     """What :func:`arm_training_set` recorded: requested vs added rows, drops, relabels."""
     meta = table.schema.metadata or {}
@@ -327,6 +444,92 @@ def _suggested_for(scores: pa.Table | None, ids: list[str]) -> np.ndarray:
         raise ValueError(f"{len(missing)} dataset ids are not scored (e.g. {_first(missing)}); {fix}")
     sugg = scores.column("suggested_label").to_numpy().astype(np.int64)
     return sugg[np.fromiter((pos[i] for i in ids), dtype=np.int64, count=len(ids))]
+
+
+# ---------------------------------------------------------------------------- the self_training and reviewed arms
+
+#: the reviewed arm's partner: the same rows with the labels before review (version 0), trained and reported beside it
+BEFORE_REVIEW = "before_review"
+
+
+def _baseline_rows(dataset: pa.Table, arm: str, seed: int, info_update: dict) -> pa.Table:
+    """The baseline training set of ``dataset`` recorded as ``arm``."""
+    base = arm_training_set(dataset, None, None, None, "baseline", aug_ratio=0.0, seed=seed)
+    info = {**training_set_info(base), "arm": arm, **info_update}
+    return base.replace_schema_metadata({_META_KEY: json.dumps(info).encode()})
+
+
+def self_training_set(dataset: pa.Table, pseudo: pa.Table, *, seed: int = 0, report: dict | None = None) -> pa.Table:
+    """The ``self_training`` arm: the baseline rows plus pseudo-labelled pool rows (id, text, label).
+
+    The pool rows are new ids: they travel as extra rows (origin ``augmented``, so the retrain
+    looks their inputs up by text) and count in ``n_pseudo``, not in ``n_augmented``.
+    """
+    _need(pseudo, ["id", "text", "label"], "pseudo-labelled rows", "pass hardmine.pseudo.self_training_rows' table")
+    clash = sorted(set(_ids(pseudo, "pseudo-labelled rows")) & set(_ids(dataset, "dataset")))
+    if clash:
+        raise ValueError(f"pseudo-labelled rows {_first(clash)} are already training rows: the pool must hold new rows only")
+    base = _baseline_rows(dataset, "self_training", seed, {})
+    add = pa.table({
+        "id": pseudo.column("id").cast(pa.string()), "text": pseudo.column("text").cast(pa.string()),
+        "label": pseudo.column("label").cast(pa.int32()), "origin": pa.array(["augmented"] * pseudo.num_rows, pa.string()),
+    }, schema=TRAINING)
+    info = training_set_info(base)
+    info.update(n_pseudo=pseudo.num_rows, train_rows=base.num_rows + pseudo.num_rows,
+                pseudo={k: v for k, v in (report or {}).items() if k != "per_class"})
+    out = pa.concat_tables([base.replace_schema_metadata(None), add])
+    return out.replace_schema_metadata({_META_KEY: json.dumps(info).encode()})
+
+
+def relabelled_set(dataset: pa.Table, labels_by_id: dict[str, int], arm: str, *, seed: int = 0, version: int = 0) -> pa.Table:
+    """The rows of ``dataset`` named in ``labels_by_id``, with those labels (the ``reviewed`` arm and its partner)."""
+    ids = _ids(dataset, "dataset")
+    missing = sorted(set(labels_by_id) - set(ids))
+    if missing:
+        raise ValueError(f"dataset version {version} has ids the training rows lack (e.g. {_first(missing)}): re-run the prepare stage")
+    keep = np.array([i in labels_by_id for i in ids], dtype=bool)
+    old = dataset.column("label").to_numpy().astype(np.int64)[keep]
+    sub = dataset.filter(pa.array(keep))
+    new = np.array([labels_by_id[i] for i in sub.column("id").to_pylist()], dtype=np.int64)
+    sub = sub.set_column(sub.schema.get_field_index("label"), "label", pa.array(new, pa.int32()))
+    return _baseline_rows(sub, arm, seed, {"version": int(version), "n_relabelled": int((new != old).sum()),
+                                           "n_dropped": int((~keep).sum())})
+
+
+def _same_training_rows(a: pa.Table, b: pa.Table) -> bool:
+    return a.num_rows == b.num_rows and a.select(["id", "text", "label", "origin"]).equals(b.select(["id", "text", "label", "origin"]))
+
+
+def opt_in_sets(cfg: Config, store, dataset: pa.Table, test: pa.Table, arms: Sequence[str], seeds: int,
+                log: Callable[[str], None] = print) -> dict[tuple[str, int], pa.Table]:
+    """Training sets of the self_training and reviewed arms (reviewed brings :data:`BEFORE_REVIEW`)."""
+    from hardmine.data import DataError
+
+    out: dict[tuple[str, int], pa.Table] = {}
+    if "self_training" in arms:
+        from hardmine.pseudo import self_training_rows
+
+        rows, report = self_training_rows(cfg, store, dataset, test, log)
+        for s in range(seeds):
+            out[("self_training", s)] = self_training_set(dataset, rows, seed=cfg.seed * 1000 + s, report=report)
+    if "reviewed" in arms:
+        from hardmine.review_cmd import newest_version, version_table
+
+        newest = newest_version(store)
+        if not newest:
+            raise DataError("evaluate.arms has reviewed, but the run has no reviewed dataset version: import corrections "
+                            "(`hardmine review import`) first, or remove reviewed from evaluate.arms")
+        v0, vl = version_table(store, 0), version_table(store, newest)
+        before = dict(zip(v0.column("id").to_pylist(), v0.column("label").to_numpy().astype(np.int64).tolist()))
+        latest = dict(zip(vl.column("id").to_pylist(), vl.column("label").to_numpy().astype(np.int64).tolist()))
+        after = {i: latest.get(i, lab) for i, lab in before.items()}  # the rows as prepared; pseudo-labelled rows left out
+        changed = sum(before[i] != after[i] for i in before)
+        log(f"reviewed arm: the labels of dataset version {newest} ({changed} of {len(before)} differ from version 0) against "
+            f"those before review, on the same {len(before)} rows")
+        for s in range(seeds):
+            out[("reviewed", s)] = relabelled_set(dataset, after, "reviewed", seed=cfg.seed * 1000 + s, version=newest)
+            out[(BEFORE_REVIEW, s)] = relabelled_set(dataset, before, BEFORE_REVIEW, seed=cfg.seed * 1000 + s, version=0)
+    return out
 
 
 # ============================================================================ metrics
@@ -690,11 +893,19 @@ def set_indices(table: pa.Table, features: dict) -> dict[str, np.ndarray]:
     origin = np.asarray(table.column("origin").to_pylist(), dtype=object)
     ids, texts = table.column("id").to_pylist(), table.column("text").to_pylist()
     is_aug = origin == "augmented"
-    return {
+    out = {
         "orig_idx": np.asarray([features["orig_pos"][i] for i, a in zip(ids, is_aug) if not a], np.int64),
         "aug_idx": np.asarray([features["aug_pos"][t] for t, a in zip(texts, is_aug) if a], np.int64),
         "y": np.concatenate([table.column("label").to_numpy()[~is_aug], table.column("label").to_numpy()[is_aug]]).astype(np.int64),
     }
+    # the hard_weighted arm's per-row loss weights / OHEM exemptions, in the same order (originals first)
+    if "weight" in table.column_names:
+        w = np.asarray(table.column("weight").to_pylist(), dtype=np.float32)
+        out["w"] = np.concatenate([w[~is_aug], w[is_aug]])
+    if "exempt" in table.column_names:
+        e = np.asarray(table.column("exempt").to_pylist(), dtype=bool)
+        out["exempt"] = np.concatenate([e[~is_aug], e[is_aug]])
+    return out
 
 
 def assemble(shared: dict, run: dict) -> dict:
@@ -704,7 +915,12 @@ def assemble(shared: dict, run: dict) -> dict:
         train_x = [ox[i] for i in run["orig_idx"]] + [ax[i] for i in run["aug_idx"]]
     else:
         train_x = np.concatenate([ox[run["orig_idx"]], np.asarray(ax).reshape(-1, ox.shape[1])[run["aug_idx"]]])
-    return {"train_x": train_x, "train_y": run["y"], "val_x": shared["test_x"], "val_y": shared["test_y"], "test_x": None}
+    data = {"train_x": train_x, "train_y": run["y"], "val_x": shared["test_x"], "val_y": shared["test_y"], "test_x": None}
+    if run.get("w") is not None:
+        data["train_w"] = run["w"]
+    if run.get("exempt") is not None:
+        data["train_exempt"] = run["exempt"]
+    return data
 
 
 class MemoryCheckpoints:
@@ -804,7 +1020,8 @@ def retrain_many(
     def run_config(key: tuple) -> tuple[str, dict]:
         arm, seed = key
         slug = f"{arm.replace('+', '-')}-seed{seed}"
-        return slug, dict(base, seed=int(seed), run=set_indices(training_sets[key], features), shared_ref=shared_ref)
+        return slug, dict(base, **arm_train_settings(cfg, arm), seed=int(seed), run=set_indices(training_sets[key], features),
+                          shared_ref=shared_ref)
 
     if use_trainer:  # TorchTrainer runs from driver threads (see hardmine.oof.runner.fit_trainer)
         def fit(slug: str, rcfg: dict) -> tuple[np.ndarray, float]:
@@ -820,7 +1037,7 @@ def retrain_many(
             return probs, time.time() - started
 
         limit = e.max_concurrent or len(keys)  # Ray's scheduler queues the tasks beyond what fits
-    done = dict(zip(keys, in_threads([functools.partial(fit, *run_config(key)) for key in keys], limit)))
+    done = dict(zip(keys, in_threads([functools.partial(fit, *run_config(key)) for key in keys], limit, progress="evaluate retrains")))
     y_test = features["shared"]["test_y"]
     rows = []
     for key in keys:
@@ -846,7 +1063,7 @@ def evaluation_fingerprint(cfg: Config, store) -> str:
 
     stages = store.manifest().get("stages", {})
     upstream = sorted((k, v.get("fingerprint")) for k, v in stages.items() if k in ("prepare", "oof", "holdout", "select", "augment"))
-    return fingerprint_bytes(cfg.section_hash("evaluate", "oof", "seed"), repr(upstream))
+    return fingerprint_bytes(cfg.section_hash("evaluate", "oof", "train", "seed"), repr(upstream))
 
 
 def heldout_labels(test: pa.Table, test_truth: pa.Table | None) -> tuple[pa.Table, str | None]:
@@ -914,13 +1131,24 @@ def run_evaluate(cfg: Config, store, log: Callable[[str], None] = print, *, fing
             )
         random_pool = store.read_table("augmented_random.parquet")
     scores = store.read_table("scores.parquet") if (e.review_as == "relabel" and any(a.startswith("clean") for a in arms)) else None
+    if "hard_weighted" in arms and scores is None:  # hardness and label issues (ohem without them: no exemptions)
+        if store.exists("scores.parquet"):
+            scores = store.read_table("scores.parquet")
+        elif hard_weighted_mode(cfg) != "ohem":
+            raise ValueError(f"the hard_weighted arm ({hard_weighted_mode(cfg)}) needs scores.parquet (hardness): run the score "
+                             "stage first, or remove hard_weighted from evaluate.arms")
 
-    sets: dict[tuple[str, int], pa.Table] = {}
+    sets: dict[tuple[str, int], pa.Table] = opt_in_sets(cfg, store, dataset, test, arms, e.seeds, log)
+    if "reviewed" in arms:
+        arms.insert(arms.index("reviewed") + 1, BEFORE_REVIEW)
     for arm in arms:
+        if arm in ("self_training", "reviewed", BEFORE_REVIEW):
+            continue
         for s in range(e.seeds):
             sets[(arm, s)] = arm_training_set(
                 dataset, selected, pool, random_pool, arm, aug_ratio=e.aug_ratio, review_as=e.review_as,
-                seed=cfg.seed * 1000 + s, scores=scores,
+                seed=cfg.seed * 1000 + s, scores=scores, hard_weighting=hard_weighted_mode(cfg),
+                hard_weight_cap=cfg.train.hard_weight_cap,
             )
     for arm in arms:
         info = training_set_info(sets[(arm, 0)])
@@ -936,14 +1164,26 @@ def run_evaluate(cfg: Config, store, log: Callable[[str], None] = print, *, fing
                 f"(aug_ratio {e.aug_ratio:g} x {info['n_train']}), the pool has {info['available_augmented']}: "
                 f"added {info['n_augmented']}"
             )
+    for line in _training_notes(cfg, arms, {a: training_set_info(sets[(a, 0)]) for a in arms}):
+        log(line)
     t0 = time.time()
-    log(f"retraining {len(sets)} models ({len(arms)} arms x {e.seeds} seeds, backbone {cfg.retrain_backbone})")
-    runs = retrain_many(cfg, store, sets, dataset, test, num_labels, fingerprint=fingerprint, log=log)
+    # a reviewed / before_review set equal to the baseline's (the run is on that version) reuses the baseline's retrains
+    same = {k for k in sets if k[0] in ("reviewed", BEFORE_REVIEW) and ("baseline", k[1]) in sets
+            and _same_training_rows(sets[k], sets[("baseline", k[1])])}
+    log(f"retraining {len(sets) - len(same)} models ({len(arms)} arms x {e.seeds} seeds, backbone {cfg.retrain_backbone})"
+        + (f"; {', '.join(sorted({a for a, _ in same}))} = baseline's training set: its retrains reused" if same else ""))
+    runs = retrain_many(cfg, store, {k: v for k, v in sets.items() if k not in same}, dataset, test, num_labels,
+                        fingerprint=fingerprint, log=log)
+    if same:
+        rows = runs.to_pylist()
+        base = {(r["arm"], int(r["seed"])): r for r in rows}
+        runs = pa.Table.from_pylist(rows + [{**base[("baseline", s)], "arm": a} for a, s in sorted(same)], schema=runs.schema)
     true_col = heldout.column("true_label")
     summary = compare(
         runs, heldout.column("label").to_numpy(),
         y_true=true_col.to_numpy(zero_copy_only=False) if true_col.null_count == 0 else None,
         num_labels=num_labels, resamples=e.bootstrap, confidence=e.confidence, seed=cfg.seed, ece_bins=e.ece_bins,
+        pairs=PAIRS + ((("reviewed", BEFORE_REVIEW),) if "reviewed" in arms else ()),
     )
     if truth_note:
         summary["truth"]["note"] = truth_note
@@ -952,7 +1192,10 @@ def run_evaluate(cfg: Config, store, log: Callable[[str], None] = print, *, fing
     summary["aug_ratio"] = e.aug_ratio
     summary["review_as"] = e.review_as
     summary["backbone"] = cfg.retrain_backbone
-    summary["training_sets"] = {a: training_set_info(sets[(a, 0)]) for a in arms}
+    summary["training_sets"] = {
+        a: {**training_set_info(sets[(a, 0)]), **({"train": arm_train_settings(cfg, a)} if a in ("hard_weighted", "adversarial") else {})}
+        for a in arms
+    }
     store.write_table("evaluation/runs.parquet", runs)
     store.write_table("evaluation/heldout.parquet", heldout)
     store.write_json("evaluation/summary.json", summary)

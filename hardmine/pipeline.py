@@ -92,7 +92,15 @@ def prepare(ctx: Context) -> dict[str, Any]:
         for key in ("test_path", "truth_path"):
             if getattr(d, key):
                 inputs[key] = fingerprint_path(getattr(d, key))
-    fp = fingerprint_bytes(cfg.section_hash("data", "seed"), repr(sorted(inputs.items())), str(cfg.oof.folds))
+    from hardmine.pseudo import check_run_inputs
+    from hardmine.review_cmd import VERSIONS, run_version
+
+    # the dataset version trained on: data.version, else the newest review/pseudo-label version (0 = as read)
+    version = run_version(cfg, store)
+    check_run_inputs(cfg, store, ctx.log)  # the self_training / reviewed arms' inputs, before anything trains
+    if version:
+        inputs["version"] = f"{version}:{fingerprint_path(store.uri_of(f'{VERSIONS}/v{version}.parquet'))}"
+    fp = fingerprint_bytes(_data_hash(cfg), repr(sorted(inputs.items())), str(cfg.oof.folds))
     has_test, has_truth = bool(d.test_path or d.test_size), d.demo is not None or bool(d.truth_path)
     outputs = ["dataset.parquet"] + (["test.parquet"] if has_test else []) + (["truth.parquet"] if has_truth else []) + (
         ["test_truth.parquet"] if has_test and has_truth else []
@@ -126,6 +134,11 @@ def prepare(ctx: Context) -> dict[str, Any]:
             test = load_split(d.test_path, d, labels=labels).table
         elif d.test_size:
             table, test = stratified_holdout(table, d.test_size, cfg.seed)
+        n_pseudo = 0
+        if version:  # the reviewed / pseudo-labelled rows replace the training rows; the held-out split stays as carved
+            table, n_pseudo = _versioned_table(store, version, table, test)
+            ctx.log(f"dataset version {version}: {store.uri_of(f'{VERSIONS}/v{version}.parquet')}"
+                    + (f" ({n_pseudo} pseudo-labelled rows)" if n_pseudo else ""))
         check_folds(table, labels, cfg.oof.folds)
         from hardmine.preflight import check_known_tokens
 
@@ -190,9 +203,64 @@ def prepare(ctx: Context) -> dict[str, Any]:
             "unknown_token_rows": unknown_rows,
             "truth_rows": truth_rows,
             "test_truth_rows": test_truth_rows,
+            "dataset_version": version,
+            "pseudo_rows": n_pseudo,
         }
 
-    return run_stage(ctx, "prepare", fp, outputs, _run)
+    summary = run_stage(ctx, "prepare", fp, outputs, _run)
+    check_run_inputs(cfg, store, ctx.log, after_prepare=True)  # the pool against the prepared training and held-out ids
+    return summary
+
+
+def _data_hash(cfg: Config) -> str:
+    """``cfg.section_hash("data", "seed")`` without data.version and data.unlabelled_path: the version enters the
+    prepare fingerprint as the resolved number and its file's content (null and the newest number agree), and the
+    pool is read by pseudo-label and the evaluate stage only (a new pool retrains nothing upstream)."""
+    import hashlib
+    import json
+
+    d = cfg.model_dump(mode="json")
+    data = {k: v for k, v in d["data"].items() if k not in ("version", "unlabelled_path")}
+    return hashlib.sha256(json.dumps({"data": data, "seed": d["seed"]}, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _versioned_table(store: RunStore, version: int, table: pa.Table, test: pa.Table | None) -> tuple[pa.Table, int]:
+    """Dataset version ``version`` as the training rows, checked against the rows carved from data.path.
+
+    Every training row of data.path must be in it (a review changes labels only); its other rows must be
+    pseudo-labelled rows (review/pseudo_audit.parquet); none may be a held-out row. Keeps
+    review/versions/v0.parquet (the rows as read) when it is missing. Returns (table, pseudo-labelled rows).
+    """
+    from hardmine.pseudo import pseudo_ids
+    from hardmine.review_cmd import VERSIONS
+
+    name = f"{VERSIONS}/v{version}.parquet"
+    vt = store.read_table(name)
+    ids = table.column("id").to_pylist()
+    v_ids = vt.column("id").to_pylist()
+    missing = sorted(set(ids) - set(v_ids))
+    pseudo = pseudo_ids(store)
+    extra = sorted(set(v_ids) - set(ids) - pseudo)
+    if missing or extra:
+        eg = missing or extra
+        raise DataError(
+            f"dataset version {version} ({store.uri_of(name)}) does not match the training rows of data.path: "
+            f"{len(missing)} rows of data.path are not in it, {len(extra)} of its rows are neither in data.path nor "
+            f"pseudo-labelled (e.g. {eg[:5]}); data.path changed since the version was made. Fix: set data.version: 0 "
+            "to train on data.path as it is now"
+        )
+    if test is not None:
+        on_test = sorted(set(v_ids) & set(test.column("id").to_pylist()))
+        if on_test:
+            raise DataError(f"dataset version {version} has {len(on_test)} held-out ids (e.g. {on_test[:5]}): the held-out "
+                            "split must stay out of the training rows. Fix: set data.version: 0")
+    if not store.exists(f"{VERSIONS}/v0.parquet"):
+        store.write_table(f"{VERSIONS}/v0.parquet", table)
+    missing_cols = [c for c in table.column_names if c not in vt.column_names]
+    if missing_cols:
+        raise DataError(f"dataset version {version} ({store.uri_of(name)}) lacks the columns {missing_cols}: set data.version: 0")
+    vt = vt.select(table.column_names).cast(table.schema)
+    return vt, len(set(v_ids) & pseudo)
 
 
 def _value_counts(col: pa.ChunkedArray) -> tuple[list, list]:
@@ -220,8 +288,11 @@ def _read_truth(path: str, labels: list[str], given: dict[str, int] | None = Non
 def oof(ctx: Context) -> dict[str, Any]:
     cfg, store = ctx.cfg, ctx.store
     o = cfg.oof
-    fp = fingerprint_bytes(
-        ctx.fingerprint("prepare"), cfg.section_hash("oof", "seed"), fingerprint_path(o.probs_path) if o.probs_path else ""
+    from hardmine.oof.settings import oof_training_key
+
+    fp = fingerprint_bytes(  # oof_training_key: train.* that reaches the fold models ("" when none: fingerprints unchanged)
+        ctx.fingerprint("prepare"), cfg.section_hash("oof", "seed"), fingerprint_path(o.probs_path) if o.probs_path else "",
+        *filter(None, [oof_training_key(cfg)]),
     )
     outputs = ["oof.parquet"] + [f"oof/{b}.parquet" for b in o.backbones] + (["embeddings.parquet"] if "frozen" in o.backbones else [])
     outputs += [f"models/{b}/fold-{k}" for b in o.trainable for k in range(o.folds)]  # the holdout, review and filters load them
@@ -731,7 +802,7 @@ def evaluate_stage(ctx: Context) -> dict[str, Any]:
     if not store.exists("test.parquet"):
         ctx.log("[evaluate] skipped: no held-out split (set data.test_size or data.test_path)")
         return {}
-    fp = fingerprint_bytes(ctx.fingerprint("augment"), cfg.section_hash("evaluate", "oof", "seed"))
+    fp = fingerprint_bytes(ctx.fingerprint("augment"), cfg.section_hash("evaluate", "oof", "train", "seed"), *_evaluate_inputs(cfg, store))
     outputs = ["evaluation/runs.parquet", "evaluation/heldout.parquet", "evaluation/summary.json"]
 
     def _run():
@@ -739,7 +810,33 @@ def evaluate_stage(ctx: Context) -> dict[str, Any]:
 
         return run_evaluate(cfg, store, ctx.log, fingerprint=fp)
 
-    return run_stage(ctx, "evaluate", fp, outputs, _run)
+    summary = run_stage(ctx, "evaluate", fp, outputs, _run)
+    from hardmine.review_cmd import record_version_metrics
+
+    record_version_metrics(store)  # the held-out accuracy of this dataset version, for the report's review history
+    return summary
+
+
+def _evaluate_inputs(cfg: Config, store: RunStore) -> list[str]:
+    """What the opt-in arms read beyond the upstream stages (nothing for the other arms, so their fingerprint is as before).
+
+    self_training: the pool's content and the pseudo.* rule; reviewed: the newest dataset version and
+    version 0 (their files' content), which the arm compares.
+    """
+    from hardmine.review_cmd import VERSIONS, newest_version
+
+    extra = []
+    arms = set(cfg.evaluate.arms)
+    if "self_training" in arms and cfg.data.unlabelled_path:
+        extra += [f"pool:{fingerprint_path(cfg.data.unlabelled_path)}", f"pseudo:{cfg.section_hash('pseudo')}"]
+        if store.exists("review/pseudo_audit.parquet"):
+            extra.append(f"pseudo_audit:{fingerprint_path(store.uri_of('review/pseudo_audit.parquet'))}")
+    if "reviewed" in arms:
+        newest = newest_version(store)
+        for v in sorted({0, newest}):
+            name = f"{VERSIONS}/v{v}.parquet"
+            extra.append(f"v{v}:{fingerprint_path(store.uri_of(name)) if store.exists(name) else 'prepared'}")
+    return extra
 
 
 def sweep_stage(ctx: Context) -> dict[str, Any]:
@@ -752,7 +849,7 @@ def sweep_stage(ctx: Context) -> dict[str, Any]:
     sw = cfg.sweep
     e = cfg.evaluate
     retrain = {"epochs": e.epochs, "ece_bins": e.ece_bins, "bootstrap": e.bootstrap, "confidence": e.confidence, "backbone": e.backbone}
-    fp = fingerprint_bytes(ctx.fingerprint("augment"), cfg.section_hash("sweep", "select", "augment", "oof", "seed"), repr(sorted(retrain.items())))
+    fp = fingerprint_bytes(ctx.fingerprint("augment"), cfg.section_hash("sweep", "select", "augment", "oof", "train", "seed"), repr(sorted(retrain.items())))
     outputs = ["sweep/pool.parquet", "sweep/results.parquet", "sweep/validation.parquet", "sweep/confirmation.parquet", "sweep/best.json"]
 
     def _run():

@@ -52,11 +52,12 @@ SECTIONS = (
     ("dual-model", "Dual model"),
     ("augmentation", "Augmentation funnel"),
     ("arms", "Arm comparison"),
+    ("review-history", "Review history"),
     ("sweep", "Threshold sweep"),
 )
 NOT_RUN = "not run yet"
 #: the training-set arms of the evaluate stage, in display order (others follow, sorted).
-ARM_ORDER = ("baseline", "clean", "targeted", "clean+targeted", "random")
+ARM_ORDER = ("baseline", "clean", "targeted", "clean+targeted", "random", "hard_weighted", "adversarial", "self_training", "reviewed", "before_review")
 #: which filter step an augmented row's ``reject_reason`` belongs to.
 REASON_STEP = {
     "error": "error",
@@ -1181,6 +1182,28 @@ def _arm_table(summary: EvaluationSummary, label_set: str) -> _Html:
     return _table(header, body, caption=caption)
 
 
+def _hard_weighted_line(info: dict | None) -> Any:
+    """What the hard_weighted arm trained with (from its training-set info), or _SKIP."""
+    if not info:
+        return _SKIP
+    mode, cap = info.get("hard_weighting", "upweight"), info.get("hard_weight_cap", 3.0)
+    keep = (info.get("train") or {}).get("ohem_keep")
+    what = {
+        "upweight": f"the baseline rows with loss weights 1 + {cap - 1:g} × hardness ({info.get('n_upweighted', 0):,} rows up-weighted)",
+        "oversample": f"the baseline rows, hard ones repeated about 1 + {cap - 1:g} × hardness times ({info.get('n_repeated', 0):,} repeats)",
+        "ohem": "the baseline rows, each batch back-propagating only its highest-loss "
+                + (f"{keep:g} share" if keep is not None else "share") + " (OHEM)",
+    }.get(mode, mode)
+    return f"{what}; {info.get('n_label_issues', 0):,} label issues never up-weighted"
+
+
+def _adversarial_line(info: dict | None) -> Any:
+    if not info:
+        return _SKIP
+    eps = (info.get("train") or {}).get("fgm_epsilon")
+    return "the baseline rows trained with FGM on the word embeddings" + (f" (epsilon {eps:g})" if eps is not None else "")
+
+
 def _arms(run: _Run, **_) -> str:
     raw = run.json("evaluation/summary.json")
     if raw is None:
@@ -1201,6 +1224,8 @@ def _arms(run: _Run, **_) -> str:
         ("retrained model", summary.get("backbone", _SKIP)),
         ("aug_ratio", summary.get("aug_ratio", _SKIP)),
         ("review rows in the clean arms", summary.get("review_as", _SKIP)),
+        ("hard_weighted arm", _hard_weighted_line(summary.get("training_sets", {}).get("hard_weighted"))),
+        ("adversarial arm", _adversarial_line(summary.get("training_sets", {}).get("adversarial"))),
         ("seconds", summary.get("seconds", _SKIP)),
     ])]
     for ls in summary["label_sets"]:
@@ -1310,6 +1335,45 @@ def _sweep(run: _Run, **_) -> str:
     return "".join(parts)
 
 
+def _review_history(run: _Run, **_) -> str:
+    """Review rounds (imports) and pseudo-label rounds, with the held-out accuracy of a run on each version."""
+    from hardmine.review_cmd import review_history
+
+    rows = review_history(run.store)
+    prep = run.summary("prepare") or {}
+    on = prep.get("dataset_version")
+    if not rows:
+        return _p("No review round yet: export a queue (<code>hardmine review export CONFIG</code>), correct it and import it "
+                  "(<code>hardmine review import CONFIG FILE</code>); the next <code>hardmine run</code> trains on the new "
+                  "version and <code>hardmine review next CONFIG</code> exports the next batch.", "muted")
+    body = []
+    for r in rows:
+        body.append([
+            r["round"], r["kind"], _Html(f"<b>{r['version']}</b>") if r["version"] == on else r["version"],
+            "–" if r["rows"] is None else r["rows"], "–" if r["changed"] is None else r["changed"],
+            "–" if r["fold_ensemble"] is None else _pct(r["fold_ensemble"]),
+            "–" if r["baseline"] is None else _pct(r["baseline"]),
+            _text(r["source"], 120), r["time"] or "–",
+        ])
+    total_rows = sum(r["rows"] or 0 for r in rows if r["kind"] == "review")
+    total_changed = sum(r["changed"] or 0 for r in rows if r["kind"] == "review")
+    parts = [_kv([
+        ("review rounds", sum(r["kind"] == "review" for r in rows)),
+        ("rows reviewed", total_rows),
+        ("labels changed", total_changed),
+        ("pseudo-label rounds", sum(r["kind"] == "pseudo-label" for r in rows)),
+        ("this run trains on dataset version", on if on is not None else _SKIP),
+    ])]
+    parts.append(_table(
+        ["round", "kind", "dataset version after", "rows reviewed / added", "labels changed",
+         "held-out accuracy (fold models)", "held-out accuracy (evaluate baseline)", "source", "time (UTC)"],
+        body,
+        caption="round 0 is the data as prepared; held-out accuracy is that of a run on the round's dataset version (the same "
+                "held-out split every round), shown when a run on that version got that far; – when none did",
+    ))
+    return "".join(parts)
+
+
 _RENDER: dict[str, Callable[..., str]] = {
     "overview": _overview,
     "dataset": _dataset,
@@ -1323,6 +1387,7 @@ _RENDER: dict[str, Callable[..., str]] = {
     "dual-model": _dual_model,
     "augmentation": _augmentation,
     "arms": _arms,
+    "review-history": _review_history,
     "sweep": _sweep,
 }
 

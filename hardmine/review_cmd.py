@@ -23,6 +23,19 @@ from hardmine.review import (
 from hardmine.store import RunStore
 
 VERSIONS = "review/versions"
+#: every row a reviewer gave a label in an import (confirmed or changed): `review next` leaves them out
+REVIEWED = "review/reviewed.parquet"
+REVIEWED_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("changed", pa.bool_(), nullable=False),
+        pa.field("round", pa.int32(), nullable=False),
+        pa.field("version", pa.int32(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("time", pa.string(), nullable=False),
+    ]
+)
 
 
 def user_errors(fn):
@@ -61,6 +74,63 @@ def current_dataset(store: RunStore) -> tuple[pa.Table, int]:
     return (store.read_table(f"{VERSIONS}/v{n}.parquet") if n else store.read_table("dataset.parquet")), n
 
 
+def newest_version(store: RunStore) -> int:
+    return int(store.manifest().get("dataset_version") or 0)
+
+
+def prepared_version(store: RunStore) -> int:
+    """The dataset version the run's prepare stage trained on (0 = as read from data.path)."""
+    rec = store.manifest().get("stages", {}).get("prepare") or {}
+    return int((rec.get("summary") or {}).get("dataset_version") or 0)
+
+
+def run_version(cfg: Config, store: RunStore) -> int:
+    """The version ``hardmine run`` trains on: ``data.version``, else the newest (manifest ``dataset_version``)."""
+    newest = newest_version(store)
+    n = newest if cfg.data.version is None else int(cfg.data.version)
+    if n > newest:
+        raise DataError(
+            f"data.version: {n}, but {cfg.run_dir} has dataset versions 0..{newest} (0 = as read from data.path; review "
+            "imports and pseudo-label rounds add versions): set data.version to one of them, or remove it for the newest"
+        )
+    if n and not store.exists(f"{VERSIONS}/v{n}.parquet"):
+        raise DataError(f"dataset version {n} ({store.uri_of(f'{VERSIONS}/v{n}.parquet')}) is missing: set data.version "
+                        "to a version that exists (0 = as read from data.path)")
+    return n
+
+
+def version_table(store: RunStore, n: int) -> pa.Table:
+    """Dataset version ``n`` (0 = as prepared from data.path, before any review)."""
+    if n == prepared_version(store) and store.exists("dataset.parquet"):
+        return store.read_table("dataset.parquet")
+    name = f"{VERSIONS}/v{n}.parquet"
+    if not store.exists(name):
+        raise DataError(f"dataset version {n} ({store.uri_of(name)}) is missing: re-run `hardmine run CONFIG` with data.version: 0 "
+                        "to prepare the data again")
+    return store.read_table(name)
+
+
+def write_version(store: RunStore, version: int, table: pa.Table) -> str:
+    """``review/versions/v<version>.parquet`` (+ a CSV copy); the first version also keeps v0, the data as prepared."""
+    if not store.exists(f"{VERSIONS}/v0.parquet") and prepared_version(store) == 0 and store.exists("dataset.parquet"):
+        store.write_table(f"{VERSIONS}/v0.parquet", store.read_table("dataset.parquet"))
+    store.write_table(f"{VERSIONS}/v{version}.parquet", table)
+    with store.local_dir(f"{VERSIONS}/v{version}") as d:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table.select(["id", "text", "label_name"]).rename_columns(["id", "text", "label"]), os.path.join(d, "dataset.csv"))
+    return store.uri_of(f"{VERSIONS}/v{version}/dataset.csv")
+
+
+def reviewed_ids(store: RunStore) -> set[str]:
+    """Ids a reviewer has labelled in an import (review/reviewed.parquet), and every id whose label an import changed."""
+    out: set[str] = set()
+    for name in (REVIEWED, "review/audit.parquet"):
+        if store.exists(name):
+            out |= set(store.read_table(name, columns=["id"]).column("id").to_pylist())
+    return out
+
+
 def _write_queue(store: RunStore, name: str, queue: pa.Table, labels: list[str], fmt: str) -> list[str]:
     with store.local_dir(f"review/{name}") as d:
         if fmt in ("csv", "both"):
@@ -74,14 +144,15 @@ def _write_queue(store: RunStore, name: str, queue: pa.Table, labels: list[str],
 @user_errors
 def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least_confidence", batch_size: int = 100,
            unlabelled: str | None = None, limit: int | None = None, budget: int | None = None, rank_by: str | None = None,
-           log=print) -> list[str]:
+           exclude_reviewed: bool = False, name: str | None = None, log=print) -> list[str]:
     """Write a review queue under review/<name>/ and return the file URIs.
 
     ``queue="issues"``: cleanlab's label issues by ``issue_rank`` (``limit`` keeps the top N),
     or with ``budget=N`` the N rows with the lowest ``label_quality``, flagged or not
     (:func:`hardmine.review.label_issue_queue`); conflicting duplicates and outliers join the
     flagged queue. ``rank_by`` (default ``score.review_rank_by``): ``label_quality`` or
-    ``error_risk``. ``queue="active"``: active learning.
+    ``error_risk``. ``queue="active"``: active learning. ``exclude_reviewed``: leave out the rows
+    a reviewer has already labelled (:func:`reviewed_ids`); ``name``: the queue's folder under review/.
     """
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
@@ -95,13 +166,18 @@ def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least
     dataset, _ = current_dataset(store)
     if queue == "issues":
         scores = store.read_table("scores.parquet")
+        if exclude_reviewed:
+            done = reviewed_ids(store)
+            keep = pc.invert(pc.is_in(scores.column("id"), value_set=pa.array(sorted(done), pa.string())))
+            n_before, scores = scores.num_rows, scores.filter(keep)
+            log(f"{n_before - scores.num_rows} rows already reviewed are left out of the queue ({scores.num_rows} left)")
         if budget is not None and budget > scores.num_rows:
             log(f"note: --budget {budget} exceeds the {scores.num_rows} scored rows: the queue holds all of them")
         try:
             q = label_issue_queue(scores, dataset, labels, limit=limit, budget=budget, rank_by=rank_by or cfg.score.review_rank_by)
         except ValueError as e:
             raise DataError(str(e)) from None
-        name = "label_issues"
+        default_name = "label_issues"
     elif unlabelled:
         from hardmine.oof.predict import FoldEnsemble
 
@@ -118,7 +194,7 @@ def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least
         ids = raw[df_cfg.id_column].tolist() if df_cfg.id_column and df_cfg.id_column in raw.columns else [f"u{i}" for i in range(len(texts))]
         probs = FoldEnsemble(cfg.run_dir).predict(texts)
         q = active_learning_queue(ids, texts, probs, labels, strategy=strategy, batch_size=batch_size)
-        name = f"active_{strategy}_unlabelled"
+        default_name = f"active_{strategy}_unlabelled"
     else:
         oof = store.read_table("oof.parquet")
         pos = {i: n for n, i in enumerate(dataset.column("id").to_pylist())}
@@ -128,7 +204,8 @@ def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least
             ids, dataset.column("text").take(rows).to_pylist(), probs_from_arrow(oof.column("probs")), labels,
             strategy=strategy, batch_size=batch_size, labels=dataset.column("label").to_numpy()[rows],
         )
-        name = f"active_{strategy}"
+        default_name = f"active_{strategy}"
+    name = name or default_name
     files = _write_queue(store, name, q, labels, fmt)
     if queue == "issues" and budget is not None:
         n_flagged = int(pc.sum(q.column("flagged")).as_py() or 0)
@@ -138,6 +215,38 @@ def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least
     for f in files:
         log(f"  {f}")
     return files
+
+
+def _record_reviewed(store: RunStore, corrections: pa.Table, dataset: pa.Table, labels: list[str], audit: pa.Table,
+                     version: int, source: str) -> int:
+    """Append the rows this import gave a label (changed or confirmed) to review/reviewed.parquet, as one review round.
+
+    Rows already recorded with the same label are not repeated, so importing a file again adds nothing.
+    """
+    from hardmine.review import _utc_iso
+
+    known, names = set(dataset.column("id").to_pylist()), set(labels)
+    old = store.read_table(REVIEWED) if store.exists(REVIEWED) else None
+    have = set(zip(old.column("id").to_pylist(), old.column("label").to_pylist())) if old is not None else set()
+    changed = set(audit.column("id").to_pylist())
+    rows, seen = [], set()
+    for i, lab in zip(corrections.column("id").to_pylist(), corrections.column("new_label_name").to_pylist()):
+        i, lab = str(i), ("" if lab is None else str(lab).strip())
+        if not lab or i in seen or i not in known or lab not in names or (i, lab) in have:
+            continue
+        seen.add(i)
+        rows.append((i, lab, i in changed))
+    if not rows:
+        return 0
+    rnd = (max(old.column("round").to_pylist()) if old is not None and old.num_rows else 0) + 1
+    stamp = _utc_iso(None)
+    new = pa.table({
+        "id": [r[0] for r in rows], "label": [r[1] for r in rows], "changed": [r[2] for r in rows],
+        "round": pa.array([rnd] * len(rows), pa.int32()), "version": pa.array([version] * len(rows), pa.int32()),
+        "source": [source] * len(rows), "time": [stamp] * len(rows),
+    }, schema=REVIEWED_SCHEMA)
+    store.write_table(REVIEWED, pa.concat_tables([old, new]) if old is not None else new)
+    return len(rows)
 
 
 @user_errors
@@ -155,19 +264,120 @@ def import_corrections(cfg: Config, path: str, *, source: str | None = None, str
         if report.get(key):
             log(f"warning: {len(report[key])} {key.replace('_', ' ')} left out: {report[key][:10]}")
     if report["changed"] == 0:
+        _record_reviewed(store, corrections, dataset, labels, audit, version, source or os.path.basename(path))
         log(f"no label changed: dataset stays at version {version}")
         return {**report, "version": version}
     version += 1
-    store.write_table(f"{VERSIONS}/v{version}.parquet", new)
-    with store.local_dir(f"{VERSIONS}/v{version}") as d:
-        import pyarrow.csv as pacsv
-
-        pacsv.write_csv(new.select(["id", "text", "label_name"]).rename_columns(["id", "text", "label"]), os.path.join(d, "dataset.csv"))
+    uri = write_version(store, version, new)
     old_audit = store.read_table("review/audit.parquet") if store.exists("review/audit.parquet") else None
     store.write_table("review/audit.parquet", pa.concat_tables([old_audit, audit]) if old_audit is not None else audit)
+    _record_reviewed(store, corrections, dataset, labels, audit, version, source or os.path.basename(path))
     store.update_manifest(dataset_version=version)
     log(
-        f"{report['changed']} labels changed -> dataset version {version}: {store.uri_of(f'{VERSIONS}/v{version}/dataset.csv')} "
-        f"(point data.path at it for the next run); audit: {store.uri_of('review/audit.parquet')}"
+        f"{report['changed']} labels changed -> dataset version {version}: {uri} (the next `hardmine run` trains on it; "
+        f"`hardmine review next` retrains and exports the next batch); audit: {store.uri_of('review/audit.parquet')}"
     )
     return {**report, "version": version}
+
+
+def next_batch(cfg: Config, *, fmt: str = "both", limit: int | None = None, budget: int | None = None,
+               rank_by: str | None = None, log=print) -> list[str]:
+    """`hardmine review next`: retrain on the newest dataset version (the pipeline up to the score stage, resuming
+    what the changed labels did not invalidate), then export the label-issue queue without the rows already reviewed.
+
+    The queue goes to review/label_issues_v<N>/ (N = the version it was scored on).
+    """
+    from hardmine.pipeline import run_all
+    from hardmine.preflight import preflight
+
+    store = RunStore(cfg.run_dir)
+    newest = newest_version(store)
+    if cfg.data.version is not None and int(cfg.data.version) != newest:
+        raise DataError(f"review next scores the newest dataset version ({newest}), but data.version is {cfg.data.version}: "
+                        "remove data.version (or set it to the newest) to review the next batch")
+    preflight(cfg)
+    with store.lock(command="hardmine review next"):
+        run_all(cfg, log=log, until="score")
+        record_version_metrics(store)
+        version = prepared_version(store)
+        done = reviewed_ids(store)
+        log(f"review next: scored on dataset version {version}; {len(done)} rows reviewed so far")
+        return export(cfg, queue="issues", fmt=fmt, limit=limit, budget=budget, rank_by=rank_by, exclude_reviewed=True,
+                      name=f"label_issues_v{version}", log=log)
+
+
+def record_version_metrics(store: RunStore) -> dict | None:
+    """Keep the held-out accuracy of the version the run is on (manifest ``version_metrics``), for the review history.
+
+    ``fold_ensemble``: the holdout stage's fold models; ``baseline``: the evaluate stage's baseline
+    arm (mean over seeds). Recorded only from stages that ran on that version.
+    """
+    m = store.manifest()
+    stages = m.get("stages", {})
+    prep = stages.get("prepare") or {}
+    if prep.get("status") != "done":
+        return None
+    version = int((prep.get("summary") or {}).get("dataset_version") or 0)
+    rec: dict = {}
+    hold = stages.get("holdout") or {}
+    if hold.get("status") == "done" and (hold.get("summary") or {}).get("test_accuracy_fold_ensemble") is not None:
+        rec["fold_ensemble"] = float(hold["summary"]["test_accuracy_fold_ensemble"])
+    ev = stages.get("evaluate") or {}
+    base = (((ev.get("summary") or {}).get("arms") or {}).get("baseline") or {}).get("accuracy") if ev.get("status") == "done" else None
+    if isinstance(base, dict) and base.get("mean") is not None:
+        rec["baseline"] = float(base["mean"])
+    if not rec:
+        return None
+    metrics = dict(m.get("version_metrics") or {})
+    merged = {**(metrics.get(str(version)) or {}), **rec, "prepare_fingerprint": prep.get("fingerprint")}
+    if metrics.get(str(version)) != merged:
+        metrics[str(version)] = merged
+        store.update_manifest(version_metrics=metrics)
+    return merged
+
+
+def review_history(store: RunStore) -> list[dict]:
+    """One row per review round and pseudo-label round, oldest first, after a row for version 0.
+
+    Keys: ``round`` (0 = as prepared), ``kind`` (prepared / review / pseudo-label), ``version`` (the dataset
+    version after the round), ``rows`` (rows reviewed, or pseudo-labelled rows added), ``changed`` (labels
+    changed), ``source``, ``time``, ``fold_ensemble`` / ``baseline`` (held-out accuracy of a run on that
+    version, when one was recorded).
+    """
+    from hardmine.pseudo import PSEUDO_AUDIT
+
+    m = store.manifest()
+    metrics = m.get("version_metrics") or {}
+    rows: list[dict] = []
+    if store.exists(REVIEWED):
+        t = store.read_table(REVIEWED).to_pylist()
+        by_round: dict[int, list[dict]] = {}
+        for r in t:
+            by_round.setdefault(int(r["round"]), []).append(r)
+        for rnd, rs in sorted(by_round.items()):
+            rows.append({"kind": "review", "version": int(rs[0]["version"]), "rows": len(rs), "changed": sum(bool(r["changed"]) for r in rs),
+                         "source": rs[0]["source"], "time": rs[0]["time"]})
+    elif store.exists("review/audit.parquet"):  # imports from before review/reviewed.parquet: changed rows only
+        t = store.read_table("review/audit.parquet").to_pylist()
+        by_time: dict[tuple, list[dict]] = {}
+        for r in t:
+            by_time.setdefault((r["time"], r["source"]), []).append(r)
+        for v, ((stamp, src), rs) in enumerate(sorted(by_time.items()), start=1):
+            rows.append({"kind": "review", "version": v, "rows": len(rs), "changed": len(rs), "source": src, "time": stamp})
+    if store.exists(PSEUDO_AUDIT):
+        t = store.read_table(PSEUDO_AUDIT).to_pylist()
+        by_version: dict[int, list[dict]] = {}
+        for r in t:
+            by_version.setdefault(int(r["version"]), []).append(r)
+        for v, rs in sorted(by_version.items()):
+            rows.append({"kind": "pseudo-label", "version": v, "rows": len(rs), "changed": 0, "source": rs[0]["source"], "time": rs[0]["time"]})
+    if not rows and not metrics:
+        return []
+    rows.sort(key=lambda r: (r["time"] or "", r["version"]))
+    out = [{"round": 0, "kind": "prepared", "version": 0, "rows": None, "changed": None, "source": "data.path", "time": None}]
+    for n, r in enumerate(rows, start=1):
+        out.append({"round": n, **r})
+    for r in out:
+        rec = metrics.get(str(r["version"])) or {}
+        r["fold_ensemble"], r["baseline"] = rec.get("fold_ensemble"), rec.get("baseline")
+    return out

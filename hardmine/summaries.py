@@ -384,7 +384,7 @@ def best_arm(ev: EvaluationSummary, metric: Metric = "accuracy") -> Optional[tup
         if not cmp:
             continue
         d = cmp[metric]
-        if best is None or d["mean"] > best[2]["mean"]:
+        if best is None or (d["mean"], d["lo"]) > (best[2]["mean"], best[2]["lo"]):
             best = (name, label_set, d)
     return best
 
@@ -408,15 +408,21 @@ def run_overview(store, config_path: str | None = None) -> list[str]:
         t = aug.get("targeted") or {}
         if t:
             aug_line = f"; {t.get('sources', 0)} augmented -> {t.get('kept', 0)} variants kept"
-        lines.append(f"  hard samples: {select.get('n_hard')} (policy {select.get('policy', 'hardness')})" + aug_line)
+        hard = select.get("n_hard") or 0
+        total = select.get("n_hard_with_issues", hard)  # the hard set, label issues included
+        lines.append(f"  hard samples: {total} (policy {select.get('policy', 'hardness')}), {hard} of them not label issues"
+                     + aug_line)
     ev = summ("evaluate")
     if ev.get("arms"):
         ev = read_evaluation_summary(ev)
         best = best_arm(ev)
         if best is not None:
             name, label_set, d = best
-            lines.append(f"  best arm: {name}, accuracy vs baseline {_fmt_diff(d)} "
-                         f"({label_set} labels, {ev['bootstrap']['rows']} held-out rows)")
+            where = f"({label_set} labels, {ev['bootstrap']['rows']} held-out rows)"
+            if d["verdict"] == "higher":
+                lines.append(f"  best arm: {name}, accuracy vs baseline {_fmt_diff(d)} {where}")
+            else:
+                lines.append(f"  no arm beats the baseline on held-out accuracy {where}; closest: {name} {_fmt_diff(d)}")
     sw = summ("sweep")
     if sw.get("chosen") is not None or sw.get("test_verdict") is not None:
         c = sw.get("chosen") or {}

@@ -676,7 +676,7 @@ def sweep_fingerprint(cfg: Config, store, pool: pa.Table) -> str:
         h.update(f"{i}\0{t}\0".encode())
     e = d["evaluate"]
     return fingerprint_bytes(
-        json.dumps(sweep, sort_keys=True), cfg.section_hash("select", "oof", "seed"),
+        json.dumps(sweep, sort_keys=True), cfg.section_hash("select", "oof", "train", "seed"),
         json.dumps({k: e[k] for k in ("epochs", "ece_bins", "bootstrap", "confidence", "backbone")}, sort_keys=True),
         repr(upstream), h.hexdigest(),
     )

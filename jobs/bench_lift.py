@@ -1,8 +1,14 @@
 """Benchmark: does augmenting the hard samples make the model better on data it has never seen?
 
     python jobs/bench_lift.py --banking77 ../shared/data/banking77 --clinc150 ../shared/data/clinc150 \
-        [--sizes full,20,10] [--seeds 5] [--finetune-sizes 20,10] [--finetune-seeds 3] \
+        [--sizes full,20,10] [--seeds 5] [--arms ARM,...] [--finetune-sizes 20,10] [--finetune-seeds 3] \
         [--out runs/bench/lift.json] [--noise 0.0] [--set KEY.PATH=VALUE ...]
+
+    # hard-example emphasis only (baseline, the two hard_weighted arms and their control; frozen backbone):
+    python jobs/bench_lift.py --banking77 ../shared/data/banking77 --clinc150 ../shared/data/clinc150 \
+        --sizes full,20 --seeds 5 --finetune-sizes '' \
+        --arms baseline,hard_weighted,hard_weighted-oversample,hard_weighted-shuffled \
+        --run-root runs/bench/lift_hard_work --out runs/bench/lift_hard.json
 
 Settings: each dataset at full size and at N training examples per class (seeded subsets drawn
 once with seed 0; the test split is untouched and never read by mining). For each setting the
@@ -21,7 +27,20 @@ the test split:
 - ``targeted-ambiguous``: + variants of the ambiguous-region rows;
 - ``targeted-class-aware``: + variants of hard rows, the budget spread by class hard share;
 - ``tfidf-logreg``: the ten-line baseline (scikit-learn TF-IDF + LogisticRegression on the
-  training split as given), for reference.
+  training split as given), for reference;
+- ``hard_weighted`` (opt-in, ``--arms``): the baseline rows trained with ``train.hard_weighting:
+  upweight`` -- loss weight ``1 + (cap - 1) x hardness`` from scores.parquet (label issues 1),
+  normalised to mean 1; ``cap`` is ``train.hard_weight_cap`` (3 unless ``--set``);
+- ``hard_weighted-oversample`` (opt-in): the same weights as repeat counts (``oversample``: each
+  row ``floor(w)`` times plus one more with probability ``w - floor(w)``, drawn per seed);
+- ``hard_weighted-shuffled`` (opt-in control): ``hard_weighted``'s weights permuted per seed over
+  the rows that are not label issues -- as much re-weighting, not aimed at the hard rows.
+
+``--arms`` picks the frozen retrains (default: every arm above but the opt-in ones; ``baseline``
+is always trained). With only baseline / tfidf-logreg / hard_weighted arms the pipeline runs up to
+the score stage only (no selection, no augmentation). Each arm selection records its retrains in
+its own file (``bench/runs_frozen_s{seeds}[_{arms}].parquet``), with the upstream stages'
+fingerprints: a re-run reuses it only when those still match.
 
 Augmented rows per arm: ``aug_ratio`` x training rows (``--aug-ratio`` full size, 0.1 by
 default as evaluate's; ``--aug-ratio-small`` at N per class, 0.5 by default).
@@ -33,7 +52,8 @@ trained on CPU, where new texts change the learned features) at ``--finetune-siz
 Statistics: hardmine.evaluate.compare -- paired bootstrap over test rows (every arm on the same
 resampled rows, seeds averaged within a resample) and McNemar against baseline. JSON per arm:
 ``accuracy``, ``delta_vs_baseline``, ``ci_low``, ``ci_high`` (the difference's interval),
-``mcnemar_p``; per setting, each targeted arm minus ``random`` the same way.
+``mcnemar_p``; per setting, each targeted arm minus ``random`` the same way (``targeted_vs_random``),
+and each hard_weighted arm minus ``hard_weighted-shuffled`` when that ran (``hard_vs_shuffled``).
 Everything is resumable: a re-run reuses the run directories and recorded retrains.
 """
 from __future__ import annotations
@@ -56,12 +76,18 @@ parser.add_argument("--out", default="runs/bench/lift.json")
 parser.add_argument("--run-root", default="runs/bench/lift_work")
 parser.add_argument("--sizes", default="full,20,10", help="comma list: full and/or training examples per class")
 parser.add_argument("--seeds", type=int, default=5, help="retrains per arm, frozen backbone")
+parser.add_argument("--arms", default=None,
+                    help="comma list of arms retrained with the frozen backbone (default: baseline,clean,random,targeted,"
+                    "targeted-ambiguous,targeted-class-aware,tfidf-logreg; opt-in: hard_weighted,hard_weighted-oversample,"
+                    "hard_weighted-shuffled); "
+                    "baseline is always added")
 parser.add_argument("--finetune-sizes", default="20,10", help="sizes also retrained with the finetune backbone ('' = none)")
 parser.add_argument("--finetune-datasets", default="banking77,clinc150")
 parser.add_argument("--finetune-seeds", type=int, default=3)
 parser.add_argument("--finetune-epochs", type=int, default=5)
 parser.add_argument("--finetune-lr", type=float, default=2e-4)
-parser.add_argument("--finetune-arms", default="baseline,random,targeted,targeted-ambiguous",
+FINETUNE_ARMS = "baseline,random,targeted,targeted-ambiguous"
+parser.add_argument("--finetune-arms", default=FINETUNE_ARMS,
                     help="arms retrained with finetune (each model costs minutes on CPU)")
 parser.add_argument("--aug-ratio", type=float, default=0.1, help="augmented rows per training row, full size")
 parser.add_argument("--aug-ratio-small", type=float, default=0.5, help="augmented rows per training row, N per class")
@@ -81,6 +107,12 @@ from hardmine.sweep import select_kwargs  # noqa: E402
 
 TARGETED = ("targeted", "targeted-ambiguous", "targeted-class-aware")
 ARMS = ("baseline", "clean", "random", *TARGETED, "tfidf-logreg")
+# hard-example emphasis (issue 17): the baseline rows, evaluate's hard_weighted arm with train.hard_weighting = value
+# hard_weighted-shuffled: the control -- hard_weighted's weights shuffled over the rows that are not label issues
+HARD = {"hard_weighted": "upweight", "hard_weighted-oversample": "oversample", "hard_weighted-shuffled": "upweight"}
+ALL_ARMS = (*ARMS, *HARD)
+# arms whose training sets need the select and augment stages (and, for two, the extra pools)
+NEEDS_AUGMENT = ("clean", "random", *TARGETED)
 # the extra pools: (arm, select keyword overrides, selection file, pool file)
 POLICIES = {
     "targeted-ambiguous": ({"policy": "ambiguous"}, "bench/selected_ambiguous.parquet", "bench/augmented_ambiguous.parquet"),
@@ -186,22 +218,50 @@ def policy_pools(cfg, store, log) -> dict:
 
 
 def training_sets(cfg, store, seeds: int, arms) -> dict:
+    """(arm, seed) -> training set for the requested ``arms`` (tfidf-logreg has none: see tfidf_logreg_runs)."""
     ds = store.read_table("dataset.parquet")
-    sel = store.read_table("selected.parquet")
-    pool = store.read_table("augmented.parquet")
-    rpool = store.read_table("augmented_random.parquet")
-    extra = {arm: (store.read_table(sel_name), store.read_table(pool_name)) for arm, (_, sel_name, pool_name) in POLICIES.items()}
+    need = set(arms)
+    sel = store.read_table("selected.parquet") if need & set(NEEDS_AUGMENT) else None
+    pool = store.read_table("augmented.parquet") if need & {"random", "targeted"} else None
+    rpool = store.read_table("augmented_random.parquet") if "random" in need else None
+    extra = {arm: (store.read_table(sel_name), store.read_table(pool_name))
+             for arm, (_, sel_name, pool_name) in POLICIES.items() if arm in need}
+    scores = store.read_table("scores.parquet") if need & set(HARD) else None
     r, e = cfg.evaluate.aug_ratio, cfg.evaluate
     sets = {}
     for s in range(seeds):
         seed = cfg.seed * 1000 + s
-        sets[("baseline", s)] = arm_training_set(ds, sel, None, None, "baseline", aug_ratio=0.0, seed=seed)
-        sets[("clean", s)] = arm_training_set(ds, sel, None, None, "clean", aug_ratio=0.0, review_as=e.review_as, seed=seed)
-        sets[("random", s)] = arm_training_set(ds, sel, pool, rpool, "random", aug_ratio=r, seed=seed)
-        sets[("targeted", s)] = arm_training_set(ds, sel, pool, None, "targeted", aug_ratio=r, seed=seed)
+        if "baseline" in need:
+            sets[("baseline", s)] = arm_training_set(ds, sel, None, None, "baseline", aug_ratio=0.0, seed=seed)
+        if "clean" in need:
+            sets[("clean", s)] = arm_training_set(ds, sel, None, None, "clean", aug_ratio=0.0, review_as=e.review_as, seed=seed)
+        if "random" in need:
+            sets[("random", s)] = arm_training_set(ds, sel, pool, rpool, "random", aug_ratio=r, seed=seed)
+        if "targeted" in need:
+            sets[("targeted", s)] = arm_training_set(ds, sel, pool, None, "targeted", aug_ratio=r, seed=seed)
         for arm, (xsel, xpool) in extra.items():
             sets[(arm, s)] = arm_training_set(ds, xsel, xpool, None, "targeted", aug_ratio=r, seed=seed)
-    return {k: v for k, v in sets.items() if k[0] in arms}
+        for arm, mode in HARD.items():
+            if arm in need:  # evaluate's hard_weighted arm: weights (upweight) or repeated rows (oversample)
+                sets[(arm, s)] = arm_training_set(ds, None, None, None, "hard_weighted", aug_ratio=0.0, seed=seed, scores=scores,
+                                                  hard_weighting=mode, hard_weight_cap=cfg.train.hard_weight_cap)
+        if "hard_weighted-shuffled" in need:
+            sets[("hard_weighted-shuffled", s)] = shuffled_weights(sets[("hard_weighted-shuffled", s)], scores, seed)
+    return sets
+
+
+def shuffled_weights(table: pa.Table, scores: pa.Table, seed: int) -> pa.Table:
+    """The control of the hard_weighted arm: the same weights permuted (seeded) over the rows that are not
+    label issues (those keep weight 1): as much re-weighting, none of it aimed at the hard rows."""
+    from hardmine.evaluate import _hardness_for
+
+    _, issue = _hardness_for(scores, table.column("id").to_pylist())
+    w = table.column("weight").to_numpy().copy()
+    free = np.flatnonzero(~issue)
+    w[free] = w[np.random.default_rng([seed, 17]).permutation(free)]
+    i = table.schema.get_field_index("weight")
+    out = table.set_column(i, table.schema.field(i), pa.array(w.astype(np.float32), pa.float32()))
+    return out.replace_schema_metadata(table.schema.metadata)
 
 
 def tfidf_logreg_runs(store, seeds: int) -> pa.Table:
@@ -223,25 +283,51 @@ def tfidf_logreg_runs(store, seeds: int) -> pa.Table:
     return pa.Table.from_pylist([dict(row, seed=s) for s in range(seeds)], schema=RUNS)
 
 
+def arm_list(spec: str | None, default) -> tuple[str, ...]:
+    """The arms of a comma list (``None``: ``default``) in ALL_ARMS order, baseline always included."""
+    arms = list(default) if spec is None else [a.strip() for a in spec.split(",") if a.strip()]
+    bad = [a for a in arms if a not in ALL_ARMS]
+    if bad:
+        raise SystemExit(f"unknown arms {bad}: choose from {list(ALL_ARMS)}")
+    return tuple(a for a in ALL_ARMS if a in {"baseline", *arms})
+
+
+def upstream(store) -> dict:
+    """Fingerprints of the stages a retrain reads (a recorded retrain is reused only while they match)."""
+    stages = store.manifest().get("stages", {})
+    return {k: stages[k].get("fingerprint") for k in ("prepare", "oof", "holdout", "score", "select", "augment") if k in stages}
+
+
 def retrain(cfg, store, backbone: str, seeds: int, log) -> pa.Table:
-    arms = ARMS if backbone == "frozen" else tuple(a.strip() for a in args.finetune_arms.split(","))
-    name = f"bench/runs_{backbone}_s{seeds}" + (f"_e{args.finetune_epochs}_lr{args.finetune_lr:g}" if backbone == "finetune" else "") + ".parquet"
+    arms = arm_list(args.arms, ARMS) if backbone == "frozen" else arm_list(args.finetune_arms, ())
+    default = arms == arm_list(None, ARMS if backbone == "frozen" else arm_list(FINETUNE_ARMS, ()))
+    name = (f"bench/runs_{backbone}_s{seeds}" + (f"_e{args.finetune_epochs}_lr{args.finetune_lr:g}" if backbone == "finetune" else "")
+            + ("" if default else "_" + "+".join(arms)) + ".parquet")
+    need_up = {k: v for k, v in upstream(store).items() if k in (("prepare", "oof", "holdout", "score") if not set(arms) & set(NEEDS_AUGMENT) else
+                                                                 ("prepare", "oof", "holdout", "score", "select", "augment"))}
     if store.exists(name):
-        log(f"  {backbone}: reusing {name}")
-        return store.read_table(name), store.read_json(name.replace(".parquet", ".json"))
+        meta = store.read_json(name.replace(".parquet", ".json"))
+        rec = meta.get("upstream")
+        if rec is None or {k: rec.get(k) for k in need_up} == need_up:
+            log(f"  {backbone}: reusing {name}" + ("" if rec is not None else " (recorded without upstream fingerprints)"))
+            return store.read_table(name), meta
+        log(f"  {backbone}: {name} was trained on other upstream stages: retraining")
     c = cfg.model_copy(deep=True)
     c.evaluate.backbone = backbone
+    c.train.hard_weighting = "upweight"  # the hard_weighted arm's loop mode (oversample arrives as repeated rows: trains plainly)
     if backbone == "finetune":
         c.evaluate.epochs, c.oof.lr = args.finetune_epochs, args.finetune_lr
     sets = training_sets(c, store, seeds, arms)
     ds, test = store.read_table("dataset.parquet"), store.read_table("test.parquet")
     t = time.time()
     log(f"  {backbone}: retraining {len(sets)} models ({len(sets) // seeds} arms x {seeds} seeds)")
+    tag = "" if default else "-" + "-".join(a.replace("-", "") for a in arms if a != "tfidf-logreg")
     runs = retrain_many(c, store, sets, ds, test, len(store.manifest()["labels"]),
-                        fingerprint=f"bench-{backbone}-{evaluation_fingerprint(c, store)}", log=log)
-    runs = pa.concat_tables([runs, tfidf_logreg_runs(store, seeds)])
+                        fingerprint=f"bench-{backbone}{tag}-{evaluation_fingerprint(c, store)}", log=log)
+    if "tfidf-logreg" in arms or default:  # the default selections always carried the reference (finetune's too)
+        runs = pa.concat_tables([runs, tfidf_logreg_runs(store, seeds)])
     store.write_table(name, runs)
-    store.write_json(name.replace(".parquet", ".json"), {"seconds": time.time() - t, "file": name,
+    store.write_json(name.replace(".parquet", ".json"), {"seconds": time.time() - t, "file": name, "arms": list(arms), "upstream": need_up,
                                                          "training_sets": {k[0]: training_set_info(v) for k, v in sets.items() if k[1] == 0}})
     return runs, store.read_json(name.replace(".parquet", ".json"))
 
@@ -249,9 +335,10 @@ def retrain(cfg, store, backbone: str, seeds: int, log) -> pa.Table:
 def summarize(runs: pa.Table, store, cfg) -> dict:
     test = store.read_table("test.parquet")
     summ = compare(runs, test.column("label").to_numpy(), num_labels=len(store.manifest()["labels"]),
-                   resamples=args.bootstrap, confidence=0.95, seed=cfg.seed, pairs=[(a, "random") for a in TARGETED])
+                   resamples=args.bootstrap, confidence=0.95, seed=cfg.seed,
+                   pairs=[(a, "random") for a in TARGETED] + [(a, "hard_weighted-shuffled") for a in HARD if a != "hard_weighted-shuffled"])
     out = {}
-    for a in ARMS:
+    for a in ALL_ARMS:
         if a not in summ["arms"]:
             continue
         r = summ["arms"][a]
@@ -264,11 +351,14 @@ def summarize(runs: pa.Table, store, cfg) -> dict:
             "mcnemar_p": d["mcnemar"]["p_value"] if d else None,
             "train_rows": r.get("train_rows"), "n_augmented": r.get("n_augmented"), "n_seeds": r["n_seeds"],
         }
-    vs_random = {}
+    vs_random, vs_shuffled = {}, {}
     for name, p in summ["pairs"].items():
-        vs_random[name.split(" - ")[0]] = {"delta": p["accuracy"]["mean"], "ci_low": p["accuracy"]["lo"], "ci_high": p["accuracy"]["hi"],
-                                           "verdict": p["accuracy"]["verdict"], "mcnemar_p": p["mcnemar"]["p_value"]}
-    return {"arms": out, "targeted_vs_random": vs_random, "notes": summ["notes"]}
+        a, b = name.split(" - ")
+        (vs_random if b == "random" else vs_shuffled)[a] = {
+            "delta": p["accuracy"]["mean"], "ci_low": p["accuracy"]["lo"], "ci_high": p["accuracy"]["hi"],
+            "verdict": p["accuracy"]["verdict"], "mcnemar_p": p["mcnemar"]["p_value"]}
+    return {"arms": out, "targeted_vs_random": vs_random, **({"hard_vs_shuffled": vs_shuffled} if vs_shuffled else {}),
+            "notes": summ["notes"]}
 
 
 # ----------------------------------------------------------------------------- one setting
@@ -287,14 +377,19 @@ def bench(dataset: str, size: str, train: list, test: list, log) -> dict:
     sets = [f"evaluate.aug_ratio={ratio}", f"augment.aug_ratio={ratio}", "sweep.enabled=false", *args.overrides]
     cfg = from_dict(deep_merge(base, parse_overrides(sets)))
     log(f"== {tag}: {split['n_train']} training rows, {split['n_test']} test rows, {len(split['data']['labels'])} classes")
-    store = run_all(cfg, log=log, until="augment")
-    timings = {"pipeline_to_augment": time.time() - t0}
-    t = time.time()
-    pools = policy_pools(cfg, store, log)
-    timings["policy_pools"] = time.time() - t
     backbones = ["frozen"]
     if size in [x.strip() for x in args.finetune_sizes.split(",") if x.strip()] and dataset in args.finetune_datasets.split(","):
         backbones.append("finetune")
+    wanted = set(arm_list(args.arms, ARMS)) | (set(arm_list(args.finetune_arms, ())) if "finetune" in backbones else set())
+    # the augment pools only for the arms that train on them; hardness (score stage) for the others
+    until = "augment" if wanted & set(NEEDS_AUGMENT) else "score"
+    store = run_all(cfg, log=log, until=until)
+    timings = {f"pipeline_to_{until}": time.time() - t0}
+    pools = None
+    if until == "augment":
+        t = time.time()
+        pools = policy_pools(cfg, store, log)
+        timings["policy_pools"] = time.time() - t
     results = {}
     for bb in backbones:
         t = time.time()
@@ -309,8 +404,9 @@ def bench(dataset: str, size: str, train: list, test: list, log) -> dict:
         "dataset": dataset, "size": size,
         "rows": {"train": split["n_train"], "test": split["n_test"], "classes": len(split["data"]["labels"]), "n_noisy": split["n_noisy"]},
         "aug_ratio": ratio,
+        "hard_weight_cap": cfg.train.hard_weight_cap if wanted & set(HARD) else None,
         "oof": {k: stages["oof"]["summary"].get(k) for k in ("accuracy", "log_loss", "ece", "weights", "max_length")},
-        "selection": stages["select"]["summary"].get("actions"),
+        "selection": stages["select"]["summary"].get("actions") if until == "augment" else None,
         "pools": pools,
         "backbones": results,
         "finetune": {"epochs": args.finetune_epochs, "lr": args.finetune_lr} if "finetune" in backbones else None,
@@ -323,13 +419,13 @@ def pct(x):
 
 
 def table(tag: str, bb: str, r: dict) -> str:
-    lines = [f"{tag:<16} {bb:<9} {'arm':<22} {'acc %':>7} {'vs baseline [95% CI]':<26} {'McNemar p':>9} {'vs random [95% CI]':<24}"]
+    lines = [f"{tag:<16} {bb:<9} {'arm':<24} {'acc %':>7} {'vs baseline [95% CI]':<26} {'McNemar p':>9} {'vs control [95% CI]':<24}"]
     for a, v in r["arms"].items():
         ci = "" if a == "baseline" else f"{pct(v['delta_vs_baseline'])} [{pct(v['ci_low'])}, {pct(v['ci_high'])}]"
-        vr = r["targeted_vs_random"].get(a)
+        vr = r["targeted_vs_random"].get(a) or r.get("hard_vs_shuffled", {}).get(a)  # control: random / hard_weighted-shuffled
         vrs = f"{pct(vr['delta'])} [{pct(vr['ci_low'])}, {pct(vr['ci_high'])}]" if vr else ""
         p = "" if v["mcnemar_p"] is None else f"{v['mcnemar_p']:.3f}"
-        lines.append(f"{tag:<16} {bb:<9} {a:<22} {100 * v['accuracy']:>7.2f} {ci:<26} {p:>9} {vrs:<24}")
+        lines.append(f"{tag:<16} {bb:<9} {a:<24} {100 * v['accuracy']:>7.2f} {ci:<26} {p:>9} {vrs:<24}")
     return "\n".join(lines)
 
 
@@ -365,7 +461,8 @@ def main() -> int:
     for tag, r in results.items():
         for bb, br in r["backbones"].items():
             print(table(tag, bb, br))
-    print("vs baseline / vs random: paired bootstrap over test rows (seeds averaged), 95% interval; McNemar exact p vs baseline")
+    print("vs baseline / vs control (targeted arms: random; hard_weighted arms: hard_weighted-shuffled): paired bootstrap over "
+          "test rows (seeds averaged), 95% interval; McNemar exact p vs baseline")
     print(f"wrote {out}")
     return 0
 

@@ -89,4 +89,4 @@ def test_demo_job_fits_the_console_budget(tmp_path):
     noise = [l for l in _noise(lines)]
     assert not noise, noise
     assert len(lines) <= 120, f"{len(lines)} lines:\n{text}"
-    assert "summary of" in text and "best arm:" in text and "look at:" in text
+    assert "summary of" in text and ("best arm:" in text or "no arm beats the baseline" in text) and "look at:" in text

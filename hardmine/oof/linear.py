@@ -77,15 +77,20 @@ def _snapshot_iters(max_iter: int, epochs: int) -> list[int]:
 
 
 def fit_snapshots(x, y: np.ndarray, evals: list, *, num_labels: int, C: float, epochs: int, max_iter: int,
-                  classifier: str = "logreg", seed: int = 0) -> tuple[Any, list[list[np.ndarray]]]:
+                  classifier: str = "logreg", seed: int = 0, sample_weight=None) -> tuple[Any, list[list[np.ndarray]]]:
     """Fit a multinomial linear classifier on ``(x, y)``; return it and, for every array in
     ``evals``, its probabilities after each of ``epochs`` snapshots (the last at convergence).
 
-    ``x`` may be dense or scipy-sparse (never densified)."""
+    ``x`` may be dense or scipy-sparse (never densified). ``sample_weight`` (``train.hard_weighting:
+    upweight``): per-row weights of the loss, passed to scikit-learn as given (normalise them to
+    mean 1 to keep ``C``'s meaning)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression, SGDClassifier
 
     y = np.asarray(y, dtype=np.int64)
+    sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if sw is not None and sw.shape != y.shape:
+        raise ValueError(f"sample_weight must hold one weight per training row ({y.size}), got shape {sw.shape}")
     snaps: list[list[np.ndarray]] = [[] for _ in evals]
     if classifier == "sgd":
         model = SGDClassifier(loss="log_loss", alpha=1.0 / (C * max(1, len(y))), random_state=seed, tol=None)
@@ -96,7 +101,7 @@ def fit_snapshots(x, y: np.ndarray, evals: list, *, num_labels: int, C: float, e
         for n_pass in per:
             for _ in range(n_pass):
                 order = rng.permutation(len(y))
-                model.partial_fit(x[order], y[order], classes=classes)
+                model.partial_fit(x[order], y[order], classes=classes, sample_weight=None if sw is None else sw[order])
             for s, ev in zip(snaps, evals):
                 s.append(full_probs(model, ev, num_labels))
         return model, snaps
@@ -107,7 +112,7 @@ def fit_snapshots(x, y: np.ndarray, evals: list, *, num_labels: int, C: float, e
             model.max_iter = steps
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(x, y)
+                model.fit(x, y, sample_weight=sw)
             converged = int(np.max(model.n_iter_)) < steps
         for s, ev in zip(snaps, evals):
             s.append(full_probs(model, ev, num_labels))
@@ -155,12 +160,24 @@ def _threads(n: int):
 def train_linear_fold(cfg: dict, ckpts, log: Callable[[str], None] = print) -> dict[str, Any]:
     """``train_fold`` for ``tfidf`` and the ``logreg`` head: one fit, one checkpoint holding every snapshot.
 
-    A fold whose final checkpoint exists (a retried task) returns it without refitting."""
+    A fold whose final checkpoint exists (a retried task) returns it without refitting. ``data["train_w"]``
+    (upweight) becomes the ``sample_weight`` of the fit, normalised to mean 1; ``hard_weighting: ohem``
+    is refused (no batches; the config refuses it first), ``oversample`` arrives as repeated rows."""
     import joblib
     import torch
 
     from hardmine.oof.loop import ARRAYS, META, MODEL_DIR, STATE
 
+    from hardmine.oof.settings import normalized_weights
+
+    if cfg.get("hard_weighting") == "ohem":
+        raise ValueError(
+            f"hard_weighting ohem back-propagates the hardest rows of each batch; the {cfg['backbone']} model "
+            f"{'(logreg head) ' if cfg['backbone'] == 'frozen' else ''}is fitted to convergence by scikit-learn, without "
+            "batches: use upweight or oversample"
+        )
+    if cfg.get("adversarial", "none") != "none":
+        raise ValueError(f"train.adversarial: fgm needs the finetune backbone (word embeddings), not {cfg['backbone']}")
     started = time.time()
     epochs = int(cfg["epochs"])
     latest = ckpts.latest()
@@ -172,6 +189,12 @@ def train_linear_fold(cfg: dict, ckpts, log: Callable[[str], None] = print) -> d
             return {"metrics": meta, "val_probs": arrays["epoch_probs"][-1], "started": meta.get("started", started), "finished": time.time()}
     data = cfg["data"]
     train_y = np.asarray(data["train_y"], dtype=np.int64)
+    if cfg.get("hard_weighting") == "upweight" and data.get("train_w") is None:
+        raise ValueError("hard_weighting upweight needs per-row weights (data['train_w']): evaluate's hard_weighted arm "
+                         "computes them from scores.parquet")
+    sample_weight = None if data.get("train_w") is None else normalized_weights(np.asarray(data["train_w"], dtype=np.float64))
+    if sample_weight is not None and sample_weight.shape != train_y.shape:
+        raise ValueError(f"train_w must hold one weight per training row ({train_y.size}), got shape {sample_weight.shape}")
     K = int(cfg["num_labels"])
     tfidf = cfg["backbone"] == "tfidf"
     has_test = data.get("test_x") is not None and len(data["test_x"]) > 0
@@ -190,7 +213,7 @@ def train_linear_fold(cfg: dict, ckpts, log: Callable[[str], None] = print) -> d
             C, max_iter, clf = cfg["head_C"], cfg["head_max_iter"], "logreg"
         loaded = time.time()
         model, snaps = fit_snapshots(x, train_y, evals, num_labels=K, C=C, epochs=epochs, max_iter=max_iter,
-                                     classifier=clf, seed=int(cfg["seed"]) * 1000 + int(cfg["fold"]))
+                                     classifier=clf, seed=int(cfg["seed"]) * 1000 + int(cfg["fold"]), sample_weight=sample_weight)
     epoch_probs = np.stack(snaps[0])
     val_y = np.asarray(data["val_y"])
     val_acc = float((epoch_probs[-1].argmax(1) == val_y).mean()) if len(val_y) else float("nan")

@@ -147,6 +147,126 @@ def is_linear(cfg: dict) -> bool:
     return cfg["backbone"] == "tfidf" or (cfg["backbone"] == "frozen" and cfg.get("head") == "logreg")
 
 
+# ----------------------------------------------------------------------------- hard examples, adversarial
+
+
+def ohem_mask(losses: torch.Tensor, keep: float, exempt: torch.Tensor | None = None) -> torch.Tensor:
+    """Online hard example mining: True for the ``ceil(keep * c)`` rows with the highest loss among
+    the ``c`` rows not ``exempt`` (ties: the earlier row). Exempt rows (known label issues) are never
+    picked; with none left to pick from, nothing is."""
+    if not 0.0 < float(keep) <= 1.0:
+        raise ValueError(f"ohem keep must lie in (0, 1] (train.ohem_keep), got {keep!r}")
+    losses = losses.detach().float().reshape(-1)
+    cand = torch.ones_like(losses, dtype=torch.bool) if exempt is None else ~exempt.reshape(-1).to(losses.device, torch.bool)
+    c = int(cand.sum())
+    mask = torch.zeros_like(cand)
+    if c == 0:
+        return mask
+    k = min(c, max(1, math.ceil(float(keep) * c - 1e-9)))
+    ranked = torch.where(cand, losses, torch.full_like(losses, -math.inf))
+    mask[torch.argsort(ranked, descending=True, stable=True)[:k]] = True
+    return mask
+
+
+def row_coefficients(losses: torch.Tensor, *, weights: torch.Tensor | None = None, ohem_keep: float | None = None,
+                     exempt: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-row factors ``c`` of a batch's loss ``sum(c * loss) / rows``.
+
+    Plain: 1 (the mean); ``weights`` (upweight, normalised to mean 1 over the training set): the
+    weights; ``ohem_keep``: ``c / k`` for the ``k`` rows :func:`ohem_mask` picks among the ``c``
+    candidates, 0 for the rest, so the factors still sum to the batch's rows; ``exempt`` rows
+    (label issues) keep 1, as in plain training: never emphasised, never dropped."""
+    n = losses.numel()
+    if ohem_keep is None:
+        return torch.ones(n, device=losses.device) if weights is None else weights.to(losses.device, torch.float32).reshape(-1)
+    mask = ohem_mask(losses, ohem_keep, exempt)
+    ex = torch.zeros(n, dtype=torch.bool, device=losses.device) if exempt is None else exempt.reshape(-1).to(losses.device, torch.bool)
+    c, k = int((~ex).sum()), int(mask.sum())
+    coef = torch.where(mask, torch.full((n,), c / max(1, k), device=losses.device), torch.zeros(n, device=losses.device))
+    return torch.where(ex, torch.ones_like(coef), coef)
+
+
+def batch_loss(logits: torch.Tensor, y: torch.Tensor, *, weights: torch.Tensor | None = None, ohem_keep: float | None = None,
+               exempt: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of a batch under :func:`row_coefficients` (plain: ``nn.CrossEntropyLoss()``'s mean)."""
+    if weights is None and ohem_keep is None:
+        return nn.functional.cross_entropy(logits, y)
+    per_row = nn.functional.cross_entropy(logits, y, reduction="none")
+    coef = row_coefficients(per_row, weights=weights, ohem_keep=ohem_keep, exempt=exempt)
+    return (coef * per_row).sum() / max(1, per_row.numel())
+
+
+class FGM:
+    """Fast Gradient Method (Miyato et al., 2017) on a transformer's word-embedding matrix.
+
+    ``attack`` moves the matrix by ``epsilon * g / ||g||`` (``g`` its gradient from the batch's
+    backward pass; the direction is the same under a GradScaler's scaling), keeping an exact copy;
+    ``restore`` puts that copy back bit for bit. No attack when the gradient is missing, zero or
+    not finite (an fp16 overflow step, which the GradScaler skips anyway)."""
+
+    def __init__(self, model: nn.Module, epsilon: float):
+        emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        if emb is None or not hasattr(emb, "weight"):
+            raise ValueError("train.adversarial: fgm needs a model with word embeddings (the finetune backbone)")
+        self.weight: torch.Tensor = emb.weight
+        self.epsilon = float(epsilon)
+        self.backup: torch.Tensor | None = None
+
+    def attack(self) -> bool:
+        g = self.weight.grad
+        if g is None:
+            return False
+        norm = float(torch.linalg.vector_norm(g.float()))
+        if not math.isfinite(norm) or norm == 0.0:
+            return False
+        self.backup = self.weight.detach().clone()
+        with torch.no_grad():
+            self.weight.add_(g.to(self.weight.dtype), alpha=self.epsilon / norm)
+        return True
+
+    def restore(self) -> None:
+        if self.backup is not None:
+            with torch.no_grad():
+                self.weight.copy_(self.backup)
+            self.backup = None
+
+
+def fgm_backward(fgm: FGM, compute_loss: Callable[[], torch.Tensor], backward: Callable[[torch.Tensor], None]) -> float | None:
+    """The adversarial half of an FGM step, after the batch's normal backward pass: perturb the
+    embeddings, back-propagate ``compute_loss()`` there (gradients accumulate), restore the
+    embeddings. Returns the adversarial loss (None when no attack was possible)."""
+    if not fgm.attack():
+        return None
+    try:
+        adv = compute_loss()
+        backward(adv)
+        return float(adv.detach())
+    finally:
+        fgm.restore()
+
+
+def _row_tensors(cfg: dict, data: dict, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(weights normalised to mean 1, or None; exempt flags, or None) of the training rows."""
+    from hardmine.oof.settings import normalized_weights
+
+    mode = cfg.get("hard_weighting") or "none"
+    w = data.get("train_w")
+    if mode == "upweight" and w is None:
+        raise ValueError("hard_weighting upweight needs per-row weights (data['train_w']): evaluate's hard_weighted arm "
+                         "computes them from scores.parquet; the fold models train before scores exist")
+    if w is not None:
+        w = np.asarray(w, dtype=np.float64)
+        if w.shape != (n,):
+            raise ValueError(f"train_w must hold one weight per training row ({n}), got shape {w.shape}")
+        w = normalized_weights(w)
+    ex = data.get("train_exempt")
+    if ex is not None:
+        ex = np.asarray(ex, dtype=bool)
+        if ex.shape != (n,):
+            raise ValueError(f"train_exempt must hold one flag per training row ({n}), got shape {ex.shape}")
+    return w, ex
+
+
 def _set_threads(threads: Callable[[], int] | None) -> None:
     if threads is not None:
         n = max(1, int(threads()))
@@ -164,8 +284,11 @@ def train_fold(
 
     ``cfg`` holds: fold, seed, backbone, num_labels, model_path / head settings, max_length,
     batch_size, head_batch_size, lr, head_lr, epochs, warmup_ratio, weight_decay,
-    mixed_precision, threads, fault, fault_marker and ``data`` = {train_x, train_y, val_x,
-    val_y, val_ids, test_x (optional)} where x are texts (finetune) or embeddings (frozen).
+    mixed_precision, threads, fault, fault_marker, the ``train.*`` keys (hard_weighting,
+    hard_weight_cap, ohem_keep, adversarial, fgm_epsilon; see :func:`hardmine.oof.settings.fold_training`)
+    and ``data`` = {train_x, train_y, val_x, val_y, val_ids, test_x (optional), train_w (optional:
+    per-row loss weights, upweight), train_exempt (optional: rows OHEM never picks, label issues)}
+    where x are texts (finetune) or embeddings (frozen).
     """
     if is_linear(cfg):
         from hardmine.oof.linear import train_linear_fold
@@ -198,7 +321,14 @@ def train_fold(
     )
     # fp16 needs loss scaling (bf16 and float32 do not); its scale is part of the training state
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    loss_fn = nn.CrossEntropyLoss()
+    # train.*: per-row weights (upweight), OHEM, FGM (finetune)
+    weights, exempt = _row_tensors(cfg, data, len(train_y))
+    ohem_keep = float(cfg.get("ohem_keep", 0.5)) if cfg.get("hard_weighting") == "ohem" else None
+    fgm = None
+    if cfg.get("adversarial", "none") == "fgm":
+        if cfg["backbone"] != "finetune":
+            raise ValueError(f"train.adversarial: fgm needs the finetune backbone (word embeddings), not {cfg['backbone']}")
+        fgm = FGM(bb.model, cfg["fgm_epsilon"])
 
     start_epoch, epoch_probs, first_started, resumed = 0, [], started, []
     latest = ckpts.latest()
@@ -228,10 +358,19 @@ def train_fold(
             idx = perm[step * bb.batch_size() : (step + 1) * bb.batch_size()]
             xb = [train_x[i] for i in idx] if cfg["backbone"] == "finetune" else np.asarray(train_x)[idx]
             yb = torch.as_tensor(train_y[idx], device=device)
-            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                loss = loss_fn(bb.logits(bb._inputs(xb)).float(), yb)
+            wb = None if weights is None else torch.as_tensor(weights[idx], device=device)
+            eb = None if exempt is None else torch.as_tensor(exempt[idx], device=device)
+            inputs = bb._inputs(xb)
+
+            def compute_loss() -> torch.Tensor:
+                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                    return batch_loss(bb.logits(inputs).float(), yb, weights=wb, ohem_keep=ohem_keep, exempt=eb)
+
+            loss = compute_loss()
             optim.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if fgm is not None:
+                fgm_backward(fgm, compute_loss, lambda adv: scaler.scale(adv).backward())
             scaler.unscale_(optim)
             torch.nn.utils.clip_grad_norm_(bb.model.parameters(), 1.0)
             scaler.step(optim)

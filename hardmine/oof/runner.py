@@ -186,9 +186,10 @@ def fit_trainer(loop, loop_config: dict, *, storage_path: str, run_name: str, cp
         return trainer.fit()
 
 
-def in_threads(calls: list, limit: int | None = None) -> list:
+def in_threads(calls: list, limit: int | None = None, progress: str | None = None) -> list:
     """Run the zero-argument ``calls`` in daemon threads, at most ``limit`` at a time (the next
-    starts when one ends); their results in order.
+    starts when one ends); their results in order. ``progress``: a progress bar's label (shown
+    on a terminal, :func:`hardmine.console.progress`).
 
     Fails fast: the first exception is raised as soon as it happens (the other runs are left
     to Ray, exactly as with abandoned task refs; daemon threads never hold the process open)."""
@@ -210,13 +211,17 @@ def in_threads(calls: list, limit: int | None = None) -> list:
     for i in range(min(limit, len(calls))):
         start(i)
     results: list = [None] * len(calls)
-    for n in range(len(calls)):
-        i, value, error = done.get()
-        if error is not None:
-            raise error
-        results[i] = value
-        if n + limit < len(calls):
-            start(n + limit)
+    from hardmine.console import progress as bar
+
+    with bar(len(calls) if progress else 0, progress or "", unit="run") as b:
+        for n in range(len(calls)):
+            i, value, error = done.get()
+            if error is not None:
+                raise error
+            results[i] = value
+            b.update(1)
+            if n + limit < len(calls):
+                start(n + limit)
     return results
 
 
@@ -379,7 +384,11 @@ def member_fingerprint(cfg: Config, member: str, base: str, max_length: int | No
         "external": ["probs_path"],
     }[member]
     extra = fingerprint_path(cfg.oof.probs_path) if member == "external" else str(max_length) if member in ("frozen", "finetune") else ""
-    return fingerprint_bytes(base, member, str(cfg.seed), str(cfg.oof.folds), json.dumps({k: o[k] for k in keys}, sort_keys=True), extra)
+    from hardmine.oof.settings import fold_training_key
+
+    training = fold_training_key(cfg, member) if member != "external" else ""  # train.* (ohem, fgm) that reaches this member
+    return fingerprint_bytes(base, member, str(cfg.seed), str(cfg.oof.folds), json.dumps({k: o[k] for k in keys}, sort_keys=True), extra,
+                             *filter(None, [training]))
 
 
 def resolve_max_length(cfg: Config, texts: list[str], log=print) -> dict[str, Any]:
@@ -443,7 +452,7 @@ def _train_member(cfg: Config, store: RunStore, member: str, ids: list[str], tex
             shared_ref=shared_ref,
         )
         calls.append(functools.partial(fit, k, fcfg))
-    results = in_threads(calls, at_once)
+    results = in_threads(calls, at_once, progress=f"oof {member} folds")
     train_s = time.time() - t0 - embed_s
 
     n, K = len(ids), num_labels
