@@ -375,8 +375,10 @@ class TrainConfig(_Section):
 
 
 ARMS = ("baseline", "clean", "targeted", "clean+targeted", "random", "hard_weighted", "adversarial", "self_training", "reviewed")
-#: the arms ``evaluate.arms`` runs unless told otherwise; the others are opt-in (they add retrains)
-DEFAULT_ARMS = ("baseline", "clean", "targeted", "clean+targeted", "random")
+#: the arms ``evaluate.arms`` runs unless told otherwise; the others are opt-in (adversarial needs finetune,
+#: self_training a pool, reviewed a review). hard_weighted is in by measurement: README, Benchmarks -> Lift
+#: (+0.69 to +2.22 points over baseline on banking77/clinc150 at 20/class and full size, every interval above zero)
+DEFAULT_ARMS = ("baseline", "clean", "targeted", "clean+targeted", "random", "hard_weighted")
 
 
 class EvaluateConfig(_Section):
@@ -385,8 +387,8 @@ class EvaluateConfig(_Section):
     )
     arms: list[Literal["baseline", "clean", "targeted", "clean+targeted", "random", "hard_weighted", "adversarial", "self_training", "reviewed"]] = Field(
         default_factory=lambda: list(DEFAULT_ARMS),
-        description="training sets compared on the held-out split; opt-in: hard_weighted (the baseline rows trained with "
-        "train.hard_weighting, upweight when that is none), adversarial (the baseline rows trained with FGM, finetune only), "
+        description="training sets compared on the held-out split; hard_weighted: the baseline rows trained with "
+        "train.hard_weighting (upweight when that is none); opt-in: adversarial (the baseline rows trained with FGM, finetune only), "
         "self_training (the baseline rows + pseudo-labelled rows of data.unlabelled_path, see pseudo.*), reviewed (the labels of "
         "the newest reviewed dataset version against those before review, version 0, on the same rows)",
     )

@@ -463,12 +463,13 @@ def test_run_evaluate_arms_on_ray(ray_local, mined_run):
     logs = []
     summary = run_evaluate(cfg, store, logs.append)
     runs = store.read_table("evaluation/runs.parquet")
-    assert runs.num_rows == 5 * 2
-    assert set(summary["arms"]) == {"baseline", "clean", "targeted", "clean+targeted", "random"}
+    assert runs.num_rows == 6 * 2
+    assert set(summary["arms"]) == {"baseline", "clean", "targeted", "clean+targeted", "random", "hard_weighted"}
     n = store.read_table("dataset.parquet").num_rows
     sizes = {(a, s): (r, na) for a, s, r, na in zip(*(runs.column(c).to_pylist() for c in ("arm", "seed", "train_rows", "n_augmented")))}
     want_aug = min(round(0.25 * n), store.read_table("augmented.parquet").num_rows)
     assert sizes[("baseline", 0)] == (n, 0)
+    assert sizes[("hard_weighted", 0)] == (n, 0)  # the baseline's rows, weighted by hardness
     assert sizes[("targeted", 0)] == (n + want_aug, want_aug)
     assert sizes[("random", 1)][1] == want_aug
     n_clean = sizes[("clean", 0)][0]

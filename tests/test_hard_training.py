@@ -257,7 +257,7 @@ def test_config_accepts_and_defaults():
     c = cfg_of()
     assert c.train.hard_weighting == "none" and c.train.adversarial == "none" and c.train.hard_weight_cap == 3.0
     assert c.train.ohem_keep == 0.5 and c.train.fgm_epsilon == 1.0
-    assert c.evaluate.arms == list(DEFAULT_ARMS) and "hard_weighted" not in c.evaluate.arms  # opt-in
+    assert c.evaluate.arms == list(DEFAULT_ARMS) and "hard_weighted" in c.evaluate.arms and "adversarial" not in c.evaluate.arms  # by measurement; adversarial opt-in
     cfg_of(evaluate={"arms": ["baseline", "hard_weighted"]})  # upweight/oversample work with any backbone
     cfg_of(train={"hard_weighting": "oversample"})
     cfg_of(train={"hard_weighting": "ohem"}, oof={"backbones": ["finetune", "frozen"], "head": "mlp"})
