@@ -588,7 +588,7 @@ def run_augment(
             saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
             ctx.execution_options.preserve_order = bool(preserve_order)
             ctx.enable_progress_bars = bool(progress)
-            ds = _build(ray, info["source"], ids, gens, fcfg, plan, rplan, predictor_factory, seed, lang, vocab or [], batch_size)
+            ds = _build(ray, info["source"], ids, gens, fcfg, plan, rplan, predictor_factory, seed, lang, vocab or [], batch_size, log)
         schema = AUGMENTED
         with pq.ParquetWriter(tmp, schema) as w:
             if ds is not None:
@@ -633,7 +633,7 @@ def run_augment(
     return summary
 
 
-def _build(ray, source, ids, gens, fcfg, plan, rplan, predictor_factory, seed, lang, vocab, batch_size):
+def _build(ray, source, ids, gens, fcfg, plan, rplan, predictor_factory, seed, lang, vocab, batch_size, log=None):
     """The lazy Ray Dataset of filtered variant rows (None when there is nothing to do)."""
     if len(ids) == 0 or all(r <= 0 for r in plan["rates"].values()):
         return None
@@ -665,7 +665,7 @@ def _build(ray, source, ids, gens, fcfg, plan, rplan, predictor_factory, seed, l
                 _add_counts, fn_kwargs={"rate": rate, "seed": seed, "method": m}, batch_format="pyarrow", num_cpus=io_cpus
             )
             spec = {k: v for k, v in g.items() if k != "method"}
-            var = vllm_variants(with_n, spec, seed=seed, method=m, resources=rp)
+            var = vllm_variants(with_n, spec, seed=seed, method=m, resources=rp, log=log)
             s = var.map_batches(
                 AugmentWorker, fn_constructor_kwargs={"mode": "filter", **common}, batch_format="pyarrow",
                 batch_size=bs, compute=pool, num_cpus=rp["num_cpus"],
