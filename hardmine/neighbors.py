@@ -37,9 +37,11 @@ Training-dynamics scores (Dataset Cartography, Swayamdipta et al., 2020) live in
 :func:`hardmine.scoring.training_dynamics` and :mod:`hardmine.select`; label-quality scores
 from out-of-fold probabilities in :mod:`hardmine.scoring`.
 
-Cost: :func:`knn_scores` is exact brute force, ``O(n^2 d)`` time (one GEMM per query batch,
-through scikit-learn's chunked ``NearestNeighbors``), ``O(n d + batch_size * k)`` memory:
-the ``n x n`` distance matrix is never built.
+Cost: :func:`knn_scores` with ``index="exact"`` is brute force, ``O(n^2 d)`` time (one GEMM per
+query batch, through scikit-learn's chunked ``NearestNeighbors``), ``O(n d + batch_size * k)``
+memory: the ``n x n`` distance matrix is never built. ``index="hnsw"`` (cosine only) uses FAISS's
+HNSW graph (Malkov & Yashunin, 2018), about ``O(n log n)``: approximate neighbours (recall
+measured in README, "Other signals") for hundreds of thousands of rows.
 """
 from __future__ import annotations
 
@@ -53,6 +55,14 @@ from hardmine.probs import MAX_ROWS_NAMED, check_label_array
 
 #: distance metrics accepted by :func:`knn_scores`
 METRICS = ("cosine", "euclidean")
+#: neighbour indexes accepted by :func:`knn_scores`
+INDEXES = ("exact", "hnsw")
+#: HNSW graph degree, construction and search beam widths (FAISS IndexHNSWFlat)
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 96
+#: ``score.knn_index: auto`` uses HNSW above this many rows: exact search grows as n^2 (19.1 s at 40,000 real
+#: NSMC rows here, about 30 s at 50,000 and 270 s at 150,000); HNSW took 55 s at 150,000 with recall@10 0.90
+#: (README, Other signals: jobs/bench_outliers.py)
+HNSW_AUTO_ROWS = 50_000
 #: query rows per ``kneighbors`` call (bounds the per-call result and work buffers)
 DEFAULT_BATCH_SIZE = 4096
 #: per LSH bucket, each member is compared with at most this many earlier members (as
@@ -131,6 +141,7 @@ def knn_scores(
     k: int = 10,
     metric: str = "cosine",
     batch_size: int = DEFAULT_BATCH_SIZE,
+    index: str = "exact",
 ) -> dict[str, np.ndarray]:
     """Per-row ``outlier_score`` (float32), ``knn_label_agreement`` (float32), ``knn_majority_label`` (int32).
 
@@ -138,20 +149,26 @@ def knn_scores(
     an exact duplicate vector still counts as a neighbour at distance 0). ``metric``:
     ``"cosine"`` (distance ``1 - cos``; a zero vector is at distance 1.0 from every other
     row, itself included among zero vectors, and its neighbours are the ``k`` lowest-index
-    other rows, all tied) or ``"euclidean"``. Exact brute force, queried ``batch_size``
-    rows at a time; the ``n x n`` distance matrix is never built. See the module docstring.
+    other rows, all tied) or ``"euclidean"``. ``index="exact"``: brute force, queried
+    ``batch_size`` rows at a time; the ``n x n`` distance matrix is never built.
+    ``index="hnsw"``: approximate neighbours from a FAISS HNSW graph (cosine only; needs
+    ``faiss-cpu``). See the module docstring.
     """
     x = _check_embeddings(embeddings)
     lab = _check_labels(labels, x.shape[0])
     k = _check_k(k, x.shape[0])
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {list(METRICS)}; got {metric!r}")
+    if index not in INDEXES:
+        raise ValueError(f"index must be one of {list(INDEXES)}; got {index!r}")
+    if index == "hnsw" and metric != "cosine":
+        raise ValueError("index='hnsw' supports metric='cosine' only: use index='exact' for euclidean")
     batch_size = _check_int(batch_size, "batch_size", 1)
-    return _knn_scores(x, lab, k, metric, batch_size)
+    return _knn_scores(x, lab, k, metric, batch_size, index)
 
 
-def _knn_scores(x: np.ndarray, lab: np.ndarray, k: int, metric: str, batch_size: int) -> dict[str, np.ndarray]:
-    dist, idx = _knn(x, k, metric, batch_size)
+def _knn_scores(x: np.ndarray, lab: np.ndarray, k: int, metric: str, batch_size: int, index: str = "exact") -> dict[str, np.ndarray]:
+    dist, idx = _knn_hnsw(x, k) if index == "hnsw" else _knn(x, k, metric, batch_size)
     nl = lab[idx]
     return {
         "outlier_score": dist.mean(axis=1, dtype=np.float64).astype(np.float32),
@@ -211,6 +228,37 @@ def _knn(x: np.ndarray, k: int, metric: str, batch_size: int) -> tuple[np.ndarra
         idx[zero] = cand[keep].reshape(len(zero), k)
         dist[zero] = 1.0
     return dist, idx
+
+
+def _knn_hnsw(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate cosine ``_knn``: FAISS ``IndexHNSWFlat`` over unit-normalised rows (inner product).
+
+    A zero row stays a zero vector: its inner product with every row is 0, distance 1.0, as in
+    the exact path (which of the tied rows it gets as neighbours may differ).
+    """
+    try:
+        import faiss
+    except ImportError as e:  # pragma: no cover - faiss-cpu is a dependency
+        raise ValueError("index='hnsw' needs faiss-cpu (pip install faiss-cpu): or use index='exact'") from e
+    n, d = x.shape
+    xn = np.array(x, dtype=np.float32, copy=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", xn, xn, dtype=np.float64))
+    xn[norms > 0] /= norms[norms > 0, None].astype(np.float32)
+    index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    index.hnsw.efSearch = max(HNSW_EF_SEARCH, k + 1)
+    index.add(xn)
+    sim, i = index.search(xn, k + 1)
+    i = i.astype(np.int64)
+    keep = i != np.arange(n)[:, None]
+    keep[keep.all(axis=1), k] = False  # the row itself was not returned: drop the farthest
+    i = i[keep].reshape(n, k)
+    dist = np.clip(1.0 - sim[keep].reshape(n, k).astype(np.float64), 0.0, 2.0)
+    missing = i < 0  # fewer than k found (tiny graphs): pad with distance 1.0 to row 0
+    if missing.any():
+        i[missing], dist[missing] = 0, 1.0
+    o = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, o, axis=1), np.take_along_axis(i, o, axis=1)
 
 
 def _kneighbors_excluding_self(nn, q: np.ndarray, self_pos: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:

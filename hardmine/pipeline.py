@@ -472,10 +472,13 @@ def _signals(ctx: Context, table: pa.Table, ids: list[str], texts: list[str]) ->
 
             connect(cfg, ctx.log)
             emb, source = embed_cached(cfg, store, texts, ctx.log), f"embedded with {cfg.oof.model}"
-        knn = knn_scores(emb, labels, k=s.knn_k)
+        from hardmine.neighbors import HNSW_AUTO_ROWS
+
+        index = s.knn_index if s.knn_index != "auto" else ("hnsw" if len(ids) > HNSW_AUTO_ROWS else "exact")
+        knn = knn_scores(emb, labels, k=s.knn_k, index=index)
         flags = outlier_flags(knn["outlier_score"], quantile=s.outlier_quantile)
         signals.update(outlier_score=knn["outlier_score"], knn_label_agreement=knn["knn_label_agreement"], is_outlier=flags)
-        out["outliers"] = {"k": s.knn_k, "quantile": s.outlier_quantile, "flagged": int(flags.sum()), "embeddings": source,
+        out["outliers"] = {"k": s.knn_k, "index": index, "quantile": s.outlier_quantile, "flagged": int(flags.sum()), "embeddings": source,
                            "min_flagged_score": float(knn["outlier_score"][flags].min()) if flags.any() else None,
                            "low_agreement_rows": int((knn["knn_label_agreement"] < 0.5).sum()), "seconds": round(time.time() - t0, 2)}
     else:

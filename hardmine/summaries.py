@@ -253,10 +253,11 @@ class OutlierSignal(TypedDict):
     ``flagged``: rows in the top ``quantile`` by outlier_score (mean cosine distance to the ``k``
     nearest rows), the lowest of them ``min_flagged_score`` (None when none is flagged);
     ``low_agreement_rows``: rows whose neighbours mostly (> half) carry another label;
-    ``embeddings``: where the vectors came from.
+    ``embeddings``: where the vectors came from; ``index``: exact or hnsw (``score.knn_index``).
     """
 
     k: int
+    index: NotRequired[str]
     quantile: float
     flagged: int
     embeddings: str

@@ -216,3 +216,28 @@ def test_duplicate_validation():
         duplicate_groups(["a", "b"], [0, 0], near_threshold=1.5)
     with pytest.raises(ValueError, match="single string"):
         duplicate_groups("ab", [0, 0])
+
+
+def test_hnsw_index_agrees_with_exact_on_clustered_vectors():
+    """The approximate index finds (almost) the exact neighbours: scores agree to float precision here."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(30, 48))
+    x = (centres[rng.integers(0, 30, 3000)] + 0.3 * rng.normal(size=(3000, 48))).astype(np.float32)
+    x[5] = 0.0  # a zero row: distance 1.0 to everything, as in the exact path
+    y = rng.integers(0, 4, 3000)
+    exact = knn_scores(x, y, k=10)
+    approx = knn_scores(x, y, k=10, index="hnsw")
+    assert approx["outlier_score"].dtype == np.float32 and approx["outlier_score"].shape == (3000,)
+    assert np.corrcoef(exact["outlier_score"], approx["outlier_score"])[0, 1] > 0.999
+    assert np.mean(np.isclose(exact["outlier_score"], approx["outlier_score"], atol=1e-5)) > 0.98
+    assert approx["outlier_score"][5] == pytest.approx(1.0)
+    assert np.mean(exact["knn_label_agreement"] == approx["knn_label_agreement"]) > 0.98
+
+
+def test_hnsw_index_refuses_euclidean_and_unknown_index():
+    x = np.random.default_rng(1).normal(size=(50, 8)).astype(np.float32)
+    y = np.arange(50) % 2
+    with pytest.raises(ValueError, match="supports metric=.cosine. only"):
+        knn_scores(x, y, k=3, metric="euclidean", index="hnsw")
+    with pytest.raises(ValueError, match="index must be one of"):
+        knn_scores(x, y, k=3, index="annoy")
