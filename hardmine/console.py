@@ -171,6 +171,7 @@ def setup(verbose: bool = False, stream=None) -> Console:
             os.environ.setdefault(k, v)
     CONSOLE.verbose = verbose
     CONSOLE.stream = stream
+    CONSOLE.reset_counts()  # one command, one warning summary (several commands may run in one process)
     CONSOLE.quiet_libraries()
     return CONSOLE
 
