@@ -38,21 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-#: special tokens of the tiny tokenizer
-SPECIALS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>"]
-#: a minimal chat template (roles as special tokens)
-CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|eos|>{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
-#: the same, refusing a system message the way Gemma-style templates do
-CHAT_TEMPLATE_NO_SYSTEM = (
-    "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
-    "{% endif %}{% endfor %}" + CHAT_TEMPLATE
-)
-#: the tiny Llama: 2 layers, head_dim 64 (an attention head size every vLLM GPU backend supports)
-TINY_LLAMA = dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=4, max_position_embeddings=2048, rms_norm_eps=1e-5)
+# the tiny random Llama and its tokenizer: one definition, shared with the CPU vLLM suite and bench
+sys.path.insert(0, str(ROOT / "tests" / "vllm_cpu"))
+import tiny_llm  # noqa: E402
+
+#: the GPU engine's context (the CPU suite keeps 1024 positions)
+TINY_MAX_POSITIONS = 2048
 #: engine settings for the tiny model: eager mode (no CUDA-graph capture or compile: seconds, not minutes),
 #: a small KV cache share so two engines fit on one GPU beside the fold runs' leftovers
 ENGINE_KWARGS = {"max_model_len": 2048, "gpu_memory_utilization": 0.2, "enforce_eager": True, "dtype": "bfloat16",
@@ -172,43 +163,11 @@ def run_folds(work: Path, rows: int = 3000, epochs: int = 2) -> dict:
 # ----------------------------------------------------------------------------- tiny LLM
 
 
-def corpus_texts() -> list[str]:
-    """Text to train the tiny tokenizer on: hardmine's own prompts and some demo rows."""
-    from hardmine.augment import vllm_gen as V
-    from hardmine.demo_data import generate_demo
-
-    texts = [V.PARAPHRASE_SYSTEM, V.PARAPHRASE_USER, V.TRANSLATE_SYSTEM, V.TRANSLATE_USER]
-    texts += list(V.LANGUAGE_NAMES.values())
-    return texts + generate_demo(n_rows=400, seed=1).column("text").to_pylist()
-
-
-def build_tiny_llm(path: Path, *, system_role: bool = True, vocab_size: int = 1024, seed: int = 0, texts: list[str] | None = None) -> Path:
-    """A random Llama (:data:`TINY_LLAMA`) and a byte-level BPE tokenizer trained here, saved as a
-    Hugging Face model directory with a chat template (one that rejects the system role with
-    ``system_role=False``). Returns ``path``."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(texts if texts is not None else corpus_texts(), trainer)
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>", pad_token="<|pad|>")
-    hf_tok.chat_template = CHAT_TEMPLATE if system_role else CHAT_TEMPLATE_NO_SYSTEM
-    hf_tok.save_pretrained(str(path))
-    cfg = LlamaConfig(
-        vocab_size=len(hf_tok), bos_token_id=hf_tok.bos_token_id, eos_token_id=hf_tok.eos_token_id,
-        pad_token_id=hf_tok.pad_token_id, tie_word_embeddings=False, **TINY_LLAMA,
-    )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(cfg).to(torch.bfloat16)
-    model.save_pretrained(str(path))
-    return path
+def build_tiny_llm(path: Path, *, system_role: bool = True, vocab_size: int = 1024, seed: int = 0,
+                   texts: list[str] | None = None) -> Path:
+    """:func:`tiny_llm.build_tiny_llm` in bfloat16 with the GPU engine's context length."""
+    return tiny_llm.build_tiny_llm(path, system_role=system_role, vocab_size=vocab_size, seed=seed, texts=texts,
+                                   dtype="bfloat16", max_position_embeddings=TINY_MAX_POSITIONS)
 
 
 # ----------------------------------------------------------------------------- vLLM through hardmine's augment stage
@@ -252,7 +211,7 @@ def run_vllm(work: Path, n: int = 6) -> dict:
         return out
     try:
         t0 = time.time()
-        texts = corpus_texts()
+        texts = tiny_llm.corpus_texts()
         model = build_tiny_llm(work / "tiny-llama", system_role=True, texts=texts)
         nosys = build_tiny_llm(work / "tiny-llama-nosys", system_role=False, texts=texts)
         out["build_model_s"] = round(time.time() - t0, 2)

