@@ -56,6 +56,17 @@ class DataError(ValueError):
     """The input data is not usable as given; the message names the rows and the fix."""
 
 
+def _duplicate_ids(ids: list[str]) -> list[str]:
+    """``"'id' (rows i and j)"`` for each non-empty id seen before (j: the repeat, i: its first row)."""
+    seen: dict[str, int] = {}
+    dups = []
+    for i, v in enumerate(ids):
+        if v and v in seen:
+            dups.append(f"{v!r} (rows {seen[v]} and {i})")
+        seen.setdefault(v, i)
+    return dups
+
+
 def _rows(labels: list, ids: list | None = None) -> str:
     shown = labels[:MAX_LISTED]
     if ids is not None:
@@ -600,13 +611,7 @@ def to_canonical(
         empty_ids = [i for i, v in enumerate(ids) if v == ""]
         if empty_ids:
             errors.append(f"missing id at rows {_rows(empty_ids)}: give every row an id, or set data.id_column: null")
-        seen: dict[str, int] = {}
-        dups = []
-        for i, v in enumerate(ids):
-            if v and v in seen:
-                dups.append(f"{v!r} (rows {seen[v]} and {i})")
-            else:
-                seen.setdefault(v, i)
+        dups = _duplicate_ids(ids)
         if dups:
             errors.append(
                 f"duplicate ids: {_rows(dups)}. Fix: make ids unique, or set data.id_column: null to use row numbers"
@@ -795,12 +800,7 @@ def read_truth(
     empty = [i for i, v in enumerate(ids) if not v]
     if empty:
         errors.append(f"missing id at rows {_rows(empty)}. Fix: give every row the id of its data row")
-    seen: dict[str, int] = {}
-    dups = []
-    for i, v in enumerate(ids):
-        if v and v in seen:
-            dups.append(f"{v!r} (rows {seen[v]} and {i})")
-        seen.setdefault(v, i)
+    dups = _duplicate_ids(ids)
     if dups:
         errors.append(f"duplicate ids: {_rows(dups)}. Fix: one truth row per id")
     keyed = {label_key(str(n).strip()): i for i, n in enumerate(labels)}

@@ -395,15 +395,20 @@ def _hard_weighting(scores: pa.Table | None, ids: list[str], mode: str, cap: flo
     return np.repeat(np.arange(n), counts), {}
 
 
+def _positions(table: pa.Table, what: str, ids: list[str], missing_says: str, fix: str) -> np.ndarray:
+    """Row positions of ``ids`` in ``table`` (by its unique ``id`` column); every id must be there."""
+    pos = {i: n for n, i in enumerate(_ids(table, what))}
+    missing = [i for i in ids if i not in pos]
+    if missing:
+        raise ValueError(f"{len(missing)} dataset ids {missing_says} (e.g. {_first(missing)}); {fix}")
+    return np.fromiter((pos[i] for i in ids), dtype=np.int64, count=len(ids))
+
+
 def _hardness_for(scores: pa.Table, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(hardness, is_label_issue) of ``ids`` from scores.parquet."""
     fix = "pass scores.parquet written by the score stage for this dataset"
     _need(scores, ["id", "hardness", "is_label_issue"], "scores", fix)
-    pos = {i: n for n, i in enumerate(_ids(scores, "scores"))}
-    missing = [i for i in ids if i not in pos]
-    if missing:
-        raise ValueError(f"{len(missing)} dataset ids are not scored (e.g. {_first(missing)}); {fix}")
-    idx = np.fromiter((pos[i] for i in ids), dtype=np.int64, count=len(ids))
+    idx = _positions(scores, "scores", ids, "are not scored", fix)
     hardness = scores.column("hardness").to_numpy().astype(np.float64)[idx]
     issue = np.asarray(scores.column("is_label_issue").to_pylist(), dtype=bool)[idx]
     return hardness, issue
@@ -423,11 +428,7 @@ def _selection_for(selected: pa.Table | None, ids: list[str]) -> tuple[np.ndarra
     if selected is None:
         raise ValueError(f"clean and targeted arms need the selection; {fix}")
     _need(selected, ["id", "action", "new_label"], "selected", fix)
-    pos = {i: n for n, i in enumerate(_ids(selected, "selected"))}
-    missing = [i for i in ids if i not in pos]
-    if missing:
-        raise ValueError(f"{len(missing)} dataset ids have no row in the selection (e.g. {_first(missing)}); {fix}")
-    idx = np.fromiter((pos[i] for i in ids), dtype=np.int64, count=len(ids))
+    idx = _positions(selected, "selected", ids, "have no row in the selection", fix)
     action = np.asarray(selected.column("action").to_pylist(), dtype=object)[idx]
     new_label = selected.column("new_label").to_numpy().astype(np.int64)[idx]
     return action, new_label
@@ -438,12 +439,7 @@ def _suggested_for(scores: pa.Table | None, ids: list[str]) -> np.ndarray:
     if scores is None:
         raise ValueError(f"review_as='relabel' needs the suggested labels; {fix}")
     _need(scores, ["id", "suggested_label"], "scores", fix)
-    pos = {i: n for n, i in enumerate(_ids(scores, "scores"))}
-    missing = [i for i in ids if i not in pos]
-    if missing:
-        raise ValueError(f"{len(missing)} dataset ids are not scored (e.g. {_first(missing)}); {fix}")
-    sugg = scores.column("suggested_label").to_numpy().astype(np.int64)
-    return sugg[np.fromiter((pos[i] for i in ids), dtype=np.int64, count=len(ids))]
+    return scores.column("suggested_label").to_numpy().astype(np.int64)[_positions(scores, "scores", ids, "are not scored", fix)]
 
 
 # ---------------------------------------------------------------------------- the self_training and reviewed arms
