@@ -10,6 +10,13 @@
         --arms baseline,hard_weighted,hard_weighted-oversample,hard_weighted-shuffled \
         --run-root runs/bench/lift_hard_work --out runs/bench/lift_hard.json
 
+    # issue 17's arms at 20 per class: self_training (frozen, both datasets); hard_weighted,
+    # adversarial (FGM) and self_training with the finetune backbone on banking77:
+    python jobs/bench_lift.py --banking77 ../shared/data/banking77 --clinc150 ../shared/data/clinc150 \
+        --sizes 20 --seeds 5 --arms baseline,self_training --finetune-sizes 20 --finetune-datasets banking77 \
+        --finetune-seeds 5 --finetune-epochs 3 --finetune-arms baseline,hard_weighted,adversarial \
+        --run-root runs/bench/lift_hard_work --out runs/bench/lift_mined.json
+
 Settings: each dataset at full size and at N training examples per class (seeded subsets drawn
 once with seed 0; the test split is untouched and never read by mining). For each setting the
 hardmine pipeline runs with its defaults up to the augment stage (OOF ensemble tfidf + frozen
@@ -35,6 +42,12 @@ the test split:
   row ``floor(w)`` times plus one more with probability ``w - floor(w)``, drawn per seed);
 - ``hard_weighted-shuffled`` (opt-in control): ``hard_weighted``'s weights permuted per seed over
   the rows that are not label issues -- as much re-weighting, not aimed at the hard rows.
+
+- ``adversarial`` (opt-in, ``--finetune-arms`` only): the baseline rows trained with FGM on the word
+  embeddings (``train.fgm_epsilon``), evaluate's adversarial arm;
+- ``self_training`` (opt-in, N per class only): the baseline rows plus the rows of the unlabelled pool --
+  the rest of the training split with its labels hidden (``_data/<setting>/pool.csv``) -- that the OOF
+  fold models pseudo-label (evaluate's self_training arm: ``pseudo.threshold``, per-class caps).
 
 ``--arms`` picks the frozen retrains (default: every arm above but the opt-in ones; ``baseline``
 is always trained). With only baseline / tfidf-logreg / hard_weighted arms the pipeline runs up to
@@ -100,7 +113,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hardmine.config import deep_merge, from_dict, parse_overrides  # noqa: E402
-from hardmine.evaluate import RUNS, arm_training_set, compare, evaluation_fingerprint, retrain_many, training_set_info  # noqa: E402
+from hardmine.evaluate import (  # noqa: E402
+    RUNS, arm_training_set, compare, evaluation_fingerprint, opt_in_sets, retrain_many, training_set_info)
 from hardmine.pipeline import Context, _augment_to_store, run_all  # noqa: E402
 from hardmine.select import select  # noqa: E402
 from hardmine.sweep import select_kwargs  # noqa: E402
@@ -110,7 +124,10 @@ ARMS = ("baseline", "clean", "random", *TARGETED, "tfidf-logreg")
 # hard-example emphasis (issue 17): the baseline rows, evaluate's hard_weighted arm with train.hard_weighting = value
 # hard_weighted-shuffled: the control -- hard_weighted's weights shuffled over the rows that are not label issues
 HARD = {"hard_weighted": "upweight", "hard_weighted-oversample": "oversample", "hard_weighted-shuffled": "upweight"}
-ALL_ARMS = (*ARMS, *HARD)
+# issue 17's other arms: evaluate's adversarial (the baseline rows, FGM; finetune only) and self_training (the baseline
+# rows + pseudo-labelled rows of the pool: at N per class, the rest of the training split with its labels hidden)
+OPT_IN = ("adversarial", "self_training")
+ALL_ARMS = (*ARMS, *HARD, *OPT_IN)
 # arms whose training sets need the select and augment stages (and, for two, the extra pools)
 NEEDS_AUGMENT = ("clean", "random", *TARGETED)
 # the extra pools: (arm, select keyword overrides, selection file, pool file)
@@ -183,6 +200,18 @@ def write_split(tag: str, train: list, test: list, root: Path, rate: float) -> d
     return {"data": out | {"labels": names}, "n_train": len(train), "n_test": len(test), "n_noisy": int(noisy.sum())}
 
 
+def write_pool(tag: str, rest: list, root: Path) -> str:
+    """The unlabelled pool of the self_training arm: the training rows not in the N-per-class subset, text only."""
+    d = root / "_data" / tag
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "pool.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "text"])
+        for i, (text, _) in enumerate(rest):
+            w.writerow([f"pool{i}", text])
+    return str(d / "pool.csv")
+
+
 # ----------------------------------------------------------------------------- pools and arms
 
 
@@ -217,7 +246,7 @@ def policy_pools(cfg, store, log) -> dict:
     return out
 
 
-def training_sets(cfg, store, seeds: int, arms) -> dict:
+def training_sets(cfg, store, seeds: int, arms, log=print) -> dict:
     """(arm, seed) -> training set for the requested ``arms`` (tfidf-logreg has none: see tfidf_logreg_runs)."""
     ds = store.read_table("dataset.parquet")
     need = set(arms)
@@ -247,6 +276,10 @@ def training_sets(cfg, store, seeds: int, arms) -> dict:
                                                   hard_weighting=mode, hard_weight_cap=cfg.train.hard_weight_cap)
         if "hard_weighted-shuffled" in need:
             sets[("hard_weighted-shuffled", s)] = shuffled_weights(sets[("hard_weighted-shuffled", s)], scores, seed)
+        if "adversarial" in need:  # the baseline rows; retrain_many trains this arm with FGM (arm_train_settings)
+            sets[("adversarial", s)] = arm_training_set(ds, None, None, None, "adversarial", aug_ratio=0.0, seed=seed)
+    if "self_training" in need:  # evaluate's own construction: the OOF fold models pseudo-label data.unlabelled_path
+        sets.update(opt_in_sets(cfg, store, ds, store.read_table("test.parquet"), ["self_training"], seeds, log))
     return sets
 
 
@@ -283,12 +316,17 @@ def tfidf_logreg_runs(store, seeds: int) -> pa.Table:
     return pa.Table.from_pylist([dict(row, seed=s) for s in range(seeds)], schema=RUNS)
 
 
-def arm_list(spec: str | None, default) -> tuple[str, ...]:
-    """The arms of a comma list (``None``: ``default``) in ALL_ARMS order, baseline always included."""
+def arm_list(spec: str | None, default, *, backbone: str = "finetune", pool: bool = True) -> tuple[str, ...]:
+    """The arms of a comma list (``None``: ``default``) in ALL_ARMS order, baseline always included;
+    adversarial only with finetune, self_training only where there is a pool (N per class)."""
     arms = list(default) if spec is None else [a.strip() for a in spec.split(",") if a.strip()]
     bad = [a for a in arms if a not in ALL_ARMS]
     if bad:
         raise SystemExit(f"unknown arms {bad}: choose from {list(ALL_ARMS)}")
+    if backbone != "finetune" and "adversarial" in arms:
+        raise SystemExit("adversarial perturbs the word embeddings of the finetune backbone: give it in --finetune-arms, not --arms")
+    if not pool:
+        arms = [a for a in arms if a != "self_training"]
     return tuple(a for a in ALL_ARMS if a in {"baseline", *arms})
 
 
@@ -299,8 +337,10 @@ def upstream(store) -> dict:
 
 
 def retrain(cfg, store, backbone: str, seeds: int, log) -> pa.Table:
-    arms = arm_list(args.arms, ARMS) if backbone == "frozen" else arm_list(args.finetune_arms, ())
-    default = arms == arm_list(None, ARMS if backbone == "frozen" else arm_list(FINETUNE_ARMS, ()))
+    pool = bool(cfg.data.unlabelled_path)
+    arms = (arm_list(args.arms, ARMS, backbone="frozen", pool=pool) if backbone == "frozen"
+            else arm_list(args.finetune_arms, (), pool=pool))
+    default = arms == arm_list(None, ARMS if backbone == "frozen" else arm_list(FINETUNE_ARMS, ()), backbone=backbone)
     name = (f"bench/runs_{backbone}_s{seeds}" + (f"_e{args.finetune_epochs}_lr{args.finetune_lr:g}" if backbone == "finetune" else "")
             + ("" if default else "_" + "+".join(arms)) + ".parquet")
     need_up = {k: v for k, v in upstream(store).items() if k in (("prepare", "oof", "holdout", "score") if not set(arms) & set(NEEDS_AUGMENT) else
@@ -317,7 +357,7 @@ def retrain(cfg, store, backbone: str, seeds: int, log) -> pa.Table:
     c.train.hard_weighting = "upweight"  # the hard_weighted arm's loop mode (oversample arrives as repeated rows: trains plainly)
     if backbone == "finetune":
         c.evaluate.epochs, c.oof.lr = args.finetune_epochs, args.finetune_lr
-    sets = training_sets(c, store, seeds, arms)
+    sets = training_sets(c, store, seeds, arms, log)
     ds, test = store.read_table("dataset.parquet"), store.read_table("test.parquet")
     t = time.time()
     log(f"  {backbone}: retraining {len(sets)} models ({len(sets) // seeds} arms x {seeds} seeds)")
@@ -368,19 +408,26 @@ def bench(dataset: str, size: str, train: list, test: list, log) -> dict:
     t0 = time.time()
     root = Path(args.run_root)
     small = size != "full"
+    rest: list = []
     if small:
-        train = per_class_subset(train, int(size), seed=0)
+        sub = per_class_subset(train, int(size), seed=0)
+        picked = {id(r) for r in sub}
+        rest = [r for r in train if id(r) not in picked]  # the self_training pool: the rest of the split, labels hidden
+        train = sub
     tag = f"{dataset}-{size}"
     split = write_split(tag, train, test, root, args.noise)
     ratio = args.aug_ratio_small if small else args.aug_ratio
     base = {"name": f"lift-{tag}", "run_root": str(root), "data": split["data"]}
+    if small and "self_training" in (set(arm_list(args.arms, ARMS, backbone="frozen")) | set(arm_list(args.finetune_arms, ()))):
+        base["data"] = base["data"] | {"unlabelled_path": write_pool(tag, rest, root)}
     sets = [f"evaluate.aug_ratio={ratio}", f"augment.aug_ratio={ratio}", "sweep.enabled=false", *args.overrides]
     cfg = from_dict(deep_merge(base, parse_overrides(sets)))
     log(f"== {tag}: {split['n_train']} training rows, {split['n_test']} test rows, {len(split['data']['labels'])} classes")
     backbones = ["frozen"]
     if size in [x.strip() for x in args.finetune_sizes.split(",") if x.strip()] and dataset in args.finetune_datasets.split(","):
         backbones.append("finetune")
-    wanted = set(arm_list(args.arms, ARMS)) | (set(arm_list(args.finetune_arms, ())) if "finetune" in backbones else set())
+    wanted = set(arm_list(args.arms, ARMS, backbone="frozen", pool=small)) | (
+        set(arm_list(args.finetune_arms, (), pool=small)) if "finetune" in backbones else set())
     # the augment pools only for the arms that train on them; hardness (score stage) for the others
     until = "augment" if wanted & set(NEEDS_AUGMENT) else "score"
     store = run_all(cfg, log=log, until=until)
