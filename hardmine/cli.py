@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser = add_parser
     p = sub.add_parser("run", help="run every stage (resuming finished ones)")
     _config_args(p)
-    for name in STAGES:
-        p = sub.add_parser(name, help=f"run the pipeline up to the {name} stage")
+    for stage in STAGES:
+        p = sub.add_parser(stage.name, help=f"run the pipeline up to the {stage.name} stage")
         _config_args(p)
     review = sub.add_parser("review", help="human review queues").add_subparsers(dest="review_command", required=True)
     _add_review = review.add_parser
@@ -176,7 +176,7 @@ def _dispatch(args) -> int:
         print(reference_markdown())
         return 0
     if args.command == "demo-data":
-        from hardmine.demo_data import write_demo
+        from hardmine.data.demo import write_demo
 
         if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
             raise DataError(f"demo-data: {args.out_dir!r} is a file; give a directory to write demo.csv and demo_truth.csv into")

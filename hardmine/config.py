@@ -15,6 +15,23 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hardmine.vocab import (
+    DEFAULT_ARMS,
+    Adversarial,
+    Arm,
+    Backbone,
+    ClassBudget,
+    FilterBy,
+    HardWeighting,
+    IssueAction,
+    Policy,
+    RankBy,
+    RetrainBackbone,
+    ReviewAs,
+    SweepMetric,
+    ThresholdKind,
+)
+
 
 class ConfigError(ValueError):
     """A configuration problem, with the key path and how to fix it."""
@@ -74,10 +91,6 @@ class FaultInjection(_Section):
 
     fold: int = Field(0, ge=0)
     epoch: int = Field(1, ge=0)
-
-
-BACKBONES = ("tfidf", "frozen", "finetune", "external")
-Backbone = Literal["tfidf", "frozen", "finetune", "external"]
 
 
 class TfidfConfig(_Section):
@@ -201,12 +214,9 @@ class OOFConfig(_Section):
 
 
 class ScoreConfig(_Section):
-    filter_by: Literal[
-        "prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
-        "low_normalized_margin", "low_self_confidence",
-    ] = Field("prune_by_noise_rate", description="cleanlab find_label_issues filter_by (default as cleanlab)")
+    filter_by: FilterBy = Field("prune_by_noise_rate", description="cleanlab find_label_issues filter_by (default as cleanlab)")
     # default: keep equal to hardmine.scoring.DEFAULT_RANK_BY, the one place to change it (a test checks)
-    rank_by: Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"] = Field(
+    rank_by: RankBy = Field(
         "self_confidence",
         description="cleanlab label-quality method (cleanlab.rank.get_label_quality_scores): fills label_quality, "
         "orders issue_rank and the `review export --budget` queue",
@@ -253,7 +263,7 @@ class ScoreConfig(_Section):
 
 
 class SelectConfig(_Section):
-    policy: Literal["hardness", "ambiguous"] = Field(
+    policy: Policy = Field(
         "hardness",
         description="which rows count as hard: hardness = by 1 - p_true (hardness_quantile / p_true_max); ambiguous = the "
         "data map's ambiguous region, the top ambiguous_quantile of rows by dyn_variability (std of p_true over OOF "
@@ -264,7 +274,7 @@ class SelectConfig(_Section):
         None, gt=0.0, le=1.0,
         description="policy ambiguous: top share of rows by dyn_variability; null = hardness_quantile (the same share of rows; the augment count still differs, as fewer ambiguous rows are label issues)",
     )
-    class_budget: Literal["uniform", "hard_share", "low_f1"] = Field(
+    class_budget: ClassBudget = Field(
         "uniform",
         description="how the augment sources are spread over classes: uniform = as the policy chose them; hard_share = in "
         "proportion to each class's share of hard rows; low_f1 = to 1 - its out-of-fold F1 (same total, max_per_class respected)",
@@ -274,7 +284,7 @@ class SelectConfig(_Section):
     min_length: int = Field(0, ge=0, description="characters a text needs to be augmented")
     classes: Optional[list[str]] = Field(None, description="only these class names may be augmented")
     max_per_class: Optional[int] = Field(None, ge=1)
-    issue_action: Literal["review", "drop", "relabel", "keep"] = "review"
+    issue_action: IssueAction = "review"
     relabel_min_confidence: float = Field(0.7, ge=0.0, le=1.0, description="relabel only when the suggested label is this likely")
 
     @model_validator(mode="after")
@@ -337,9 +347,6 @@ class AugmentConfig(_Section):
         return b
 
 
-HARD_WEIGHTINGS = ("none", "upweight", "oversample", "ohem")
-
-
 class TrainConfig(_Section):
     """How the models learn from what was mined: hard-example emphasis and adversarial training.
 
@@ -348,7 +355,7 @@ class TrainConfig(_Section):
     ``fgm`` need nothing mined, so the fold models and the sweep trials train with them too.
     Evaluate's other arms always train without them (each arm differs from baseline in one thing)."""
 
-    hard_weighting: Literal["none", "upweight", "oversample", "ohem"] = Field(
+    hard_weighting: HardWeighting = Field(
         "none",
         description="emphasis on hard examples. upweight: each row's loss weighted 1 + (hard_weight_cap - 1) * hardness "
         "(hardness = 1 - p_true, from the score stage), normalised to mean 1 (torch loss; sample_weight of the "
@@ -367,7 +374,7 @@ class TrainConfig(_Section):
         0.5, gt=0.0, le=1.0,
         description="ohem: share of each batch back-propagated, ceil(ohem_keep * rows), the highest-loss rows; 1 = plain training",
     )
-    adversarial: Literal["none", "fgm"] = Field(
+    adversarial: Adversarial = Field(
         "none",
         description="fgm: adversarial training of the finetune backbone (after each backward pass the word-embedding "
         "matrix is moved by fgm_epsilon along its gradient scaled to L2 norm 1, the batch's loss there is back-propagated "
@@ -379,18 +386,11 @@ class TrainConfig(_Section):
     fgm_epsilon: float = Field(1.0, gt=0.0, description="fgm: L2 norm of the perturbation of the word-embedding matrix")
 
 
-ARMS = ("baseline", "clean", "targeted", "clean+targeted", "random", "hard_weighted", "adversarial", "self_training", "reviewed")
-#: the arms ``evaluate.arms`` runs unless told otherwise; the others are opt-in (adversarial needs finetune,
-#: self_training a pool, reviewed a review). hard_weighted is in by measurement: README, Benchmarks -> Lift
-#: (+0.69 to +2.22 points over baseline on banking77/clinc150 at 20/class and full size, every interval above zero)
-DEFAULT_ARMS = ("baseline", "clean", "targeted", "clean+targeted", "random", "hard_weighted")
-
-
 class EvaluateConfig(_Section):
-    backbone: Optional[Literal["tfidf", "frozen", "finetune"]] = Field(
+    backbone: Optional[RetrainBackbone] = Field(
         None, description="the model the arms and sweep trials retrain; null = the first trainable member of oof.backbones, with its settings"
     )
-    arms: list[Literal["baseline", "clean", "targeted", "clean+targeted", "random", "hard_weighted", "adversarial", "self_training", "reviewed"]] = Field(
+    arms: list[Arm] = Field(
         default_factory=lambda: list(DEFAULT_ARMS),
         description="training sets compared on the held-out split; hard_weighted: the baseline rows trained with "
         "train.hard_weighting (upweight when that is none); opt-in: adversarial (the baseline rows trained with FGM, finetune only), "
@@ -404,7 +404,7 @@ class EvaluateConfig(_Section):
     )
     confidence: float = Field(0.95, ge=0.5, lt=1.0, description="level of the bootstrap intervals; a difference to baseline is real only when its interval excludes zero")
     aug_ratio: float = Field(0.1, ge=0.0, description="augmented rows added, as a share of the training size")
-    review_as: Literal["drop", "relabel", "keep"] = Field("drop", description="how the clean arms treat rows selection sent to review")
+    review_as: ReviewAs = Field("drop", description="how the clean arms treat rows selection sent to review")
     epochs: Optional[int] = Field(None, ge=1, description="default: oof.epochs")
     ece_bins: int = Field(15, ge=2)
     max_concurrent: Optional[int] = Field(None, ge=1, description="retrains at once (default: as resources allow)")
@@ -425,10 +425,10 @@ class PseudoConfig(_Section):
 
 class SweepConfig(_Section):
     enabled: bool = Field(True, description="`hardmine run` includes the sweep")
-    threshold: Literal["hardness_quantile", "p_true_max"] = "hardness_quantile"
+    threshold: ThresholdKind = "hardness_quantile"
     thresholds: list[float] = Field(default_factory=lambda: [0.1, 0.2, 0.3], min_length=1)
     aug_ratios: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2], min_length=1)
-    issue_actions: list[Literal["review", "drop", "relabel", "keep"]] = Field(default_factory=lambda: ["review", "drop"], min_length=1)
+    issue_actions: list[IssueAction] = Field(default_factory=lambda: ["review", "drop"], min_length=1)
     search: Literal["grid", "random", "optuna"] = "grid"
     num_samples: int = Field(1, ge=1, description="random/optuna: cells tried; grid: 1 (a cell's repeats are sweep.seeds)")
     seeds: int = Field(
@@ -439,7 +439,7 @@ class SweepConfig(_Section):
         0.2, gt=0.0, lt=1.0,
         description="share of the training rows carved (stratified, seeded) as the validation split cells are compared and chosen on; trials train on the rest; the test split is read once, to confirm the choice",
     )
-    metric: Literal["accuracy", "macro_f1"] = Field(
+    metric: SweepMetric = Field(
         "accuracy", description="the cell chosen is the one whose validation difference to the baseline has the highest interval lower bound above zero (else the baseline)"
     )
     cpus_per_trial: float = Field(1.0, gt=0.0)

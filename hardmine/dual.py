@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from hardmine.probs import _describe_rows, _row_namer
+from hardmine.probs import describe_rows, row_namer
 
 #: candidate meta-feature names, in order (columns of the scores table, plus two derived ones)
 FEATURES = (
@@ -97,7 +97,7 @@ def _numeric_column(scores: pa.Table, name: str, namer: Any) -> np.ndarray | Non
         return None
     if nulls.any():
         raise ValueError(
-            f"scores column {name!r}: {_describe_rows(nulls, namer)} are null while the other rows "
+            f"scores column {name!r}: {describe_rows(nulls, namer)} are null while the other rows "
             "have values; a meta-feature column must be complete or entirely null: re-run the "
             "stage that writes it (or drop the column)"
         )
@@ -107,7 +107,7 @@ def _numeric_column(scores: pa.Table, name: str, namer: Any) -> np.ndarray | Non
     inf = np.isinf(values)
     if inf.any():
         raise ValueError(
-            f"scores column {name!r}: {_describe_rows(inf, namer)} are infinite; meta-features "
+            f"scores column {name!r}: {describe_rows(inf, namer)} are infinite; meta-features "
             "must be finite (NaN is allowed): fix the stage that writes it"
         )
     return values
@@ -147,7 +147,7 @@ def _text_lengths(texts: Any, n: int) -> np.ndarray:
     bad = np.array([not isinstance(t, str) for t in items], dtype=bool)
     if bad.any():
         raise ValueError(
-            f"texts: {_describe_rows(bad, lambda idx: [int(i) for i in idx])} are not strings "
+            f"texts: {describe_rows(bad, lambda idx: [int(i) for i in idx])} are not strings "
             "(null or another type); every row needs its text"
         )
     return np.fromiter((len(t) for t in items), dtype=np.float64, count=n)
@@ -217,7 +217,7 @@ def _meta_features(
     feats = _check_features(features)
     q = _check_hard_quantile(hard_quantile)
     n = scores.num_rows
-    namer = _row_namer(scores.column("id"), n, "scores") if "id" in scores.column_names else (
+    namer = row_namer(scores.column("id"), n, "scores") if "id" in scores.column_names else (
         lambda idx: [int(i) for i in idx]
     )
     cols: list[np.ndarray] = []
@@ -258,7 +258,7 @@ def error_target(scores: pa.Table) -> np.ndarray:
     if not isinstance(scores, pa.Table):
         raise ValueError(f"scores must be a pyarrow Table (the scores table), got {type(scores).__name__}")
     n = scores.num_rows
-    namer = _row_namer(scores.column("id"), n, "scores") if "id" in scores.column_names else (
+    namer = row_namer(scores.column("id"), n, "scores") if "id" in scores.column_names else (
         lambda idx: [int(i) for i in idx]
     )
     out = []
@@ -270,7 +270,7 @@ def error_target(scores: pa.Table) -> np.ndarray:
             raise ValueError(f"scores column {name!r} has type {col.type}; expected integer class indices")
         nulls = _column_missing(col)
         if nulls.any():
-            raise ValueError(f"scores column {name!r}: {_describe_rows(nulls, namer)} are null; every row needs one")
+            raise ValueError(f"scores column {name!r}: {describe_rows(nulls, namer)} are null; every row needs one")
         out.append(np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64))
     return out[0] != out[1]
 

@@ -168,7 +168,7 @@ def knn_scores(
 
 
 def _knn_scores(x: np.ndarray, lab: np.ndarray, k: int, metric: str, batch_size: int, index: str = "exact") -> dict[str, np.ndarray]:
-    dist, idx = _knn_hnsw(x, k) if index == "hnsw" else _knn(x, k, metric, batch_size)
+    dist, idx = knn_hnsw(x, k) if index == "hnsw" else _knn(x, k, metric, batch_size)
     nl = lab[idx]
     return {
         "outlier_score": dist.mean(axis=1, dtype=np.float64).astype(np.float32),
@@ -230,7 +230,7 @@ def _knn(x: np.ndarray, k: int, metric: str, batch_size: int) -> tuple[np.ndarra
     return dist, idx
 
 
-def _knn_hnsw(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def knn_hnsw(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Approximate cosine ``_knn``: FAISS ``IndexHNSWFlat`` over unit-normalised rows (inner product).
 
     A zero row stays a zero vector: its inner product with every row is 0, distance 1.0, as in

@@ -1,21 +1,28 @@
 """PNG plots of the hard set (matplotlib Agg, no display, no pyplot global state).
 
-Each function writes one PNG atomically (temp file + ``os.replace``) and returns its path.
+Each function writes one PNG atomically (:func:`hardmine.analysis.atomic_write`) and returns its path.
+The hard set drawn is the selection's (``hard_mask``: :func:`hardmine.select.hard_mask`), whatever its policy.
 Many classes (e.g. 77) are handled by showing the top classes and folding the rest into "other".
+:func:`style`, :func:`figure`, :func:`png_bytes` and :func:`short` are the building blocks the
+report's in-memory figures (:mod:`hardmine.report.figures`) share.
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 import warnings
 from contextlib import contextmanager
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from hardmine.select import _floats, _ints, score_ids, top_quantile_mask
+from hardmine.analysis.files import atomic_write
+from hardmine.checks import float_column, int_column
+from hardmine.select.inputs import dynamics, score_ids
+from hardmine.select.order import tiebreak_keys
+from hardmine.checks import check_int
+from hardmine.select.table import check_mask
+from hardmine.vocab import REGIONS
 
 #: fonts tried first when installed, so Korean/CJK class names render (DejaVu Sans is the fallback).
 CJK_FONTS = ("Noto Sans CJK KR", "Noto Sans KR", "NanumGothic", "Malgun Gothic", "AppleGothic", "Source Han Sans KR")
@@ -47,7 +54,8 @@ def _drawable(s: str) -> bool:
 
 
 @contextmanager
-def _style():
+def style():
+    """The plots' matplotlib settings (CJK-capable fonts, no top/right spines), glyph warnings silenced."""
     import matplotlib
 
     family = _families()
@@ -57,7 +65,8 @@ def _style():
         yield
 
 
-def _figure(width: float, height: float):
+def figure(width: float, height: float):
+    """A figure on the Agg canvas (no pyplot state), constrained layout."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -66,22 +75,21 @@ def _figure(width: float, height: float):
     return fig
 
 
+def _savefig(fig, target) -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        fig.savefig(target, format="png")
+
+
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes (in memory)."""
+    buf = io.BytesIO()
+    _savefig(fig, buf)
+    return buf.getvalue()
+
+
 def _save(fig, path) -> str:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Glyph .* missing from")
-            fig.savefig(tmp, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return str(path)
+    return atomic_write(path, lambda tmp: _savefig(fig, tmp))
 
 
 def _name(label_names, c: int) -> str:
@@ -90,24 +98,9 @@ def _name(label_names, c: int) -> str:
     return name if name and _drawable(name) else f"#{c}"
 
 
-def _short(s: str, n: int = 24) -> str:
+def short(s: str, n: int = 24) -> str:
+    """``s`` cut to ``n`` characters (with …), for tick labels and legends."""
     return s if len(s) <= n else s[: n - 1] + "…"
-
-
-def _positive(**kwargs) -> None:
-    for name, v in kwargs.items():
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-
-
-def _hard(scores: pa.Table, hard_mask, hardness_quantile: float, seed: int = 0) -> np.ndarray:
-    hardness = _floats(scores, "hardness", "scores", "pass the score stage's table")
-    if hard_mask is None:
-        return top_quantile_mask(hardness, hardness_quantile, score_ids(scores).astype(str), seed)
-    hard = np.asarray(hard_mask)
-    if hard.shape != hardness.shape or hard.dtype != bool:
-        raise ValueError(f"hard_mask must be a bool array of shape {hardness.shape} aligned with scores")
-    return hard
 
 
 def hardness_histogram(
@@ -115,38 +108,42 @@ def hardness_histogram(
     label_names: list[str],
     path,
     *,
+    hard_mask: np.ndarray,
     top_n: int = 8,
     bins: int = 30,
-    hard_mask: np.ndarray | None = None,
-    hardness_quantile: float = 0.2,
     log: bool = True,
 ) -> str:
-    """Overlaid step histograms of hardness: the ``top_n`` classes by hard count, the rest as "other"."""
-    _positive(top_n=top_n, bins=bins)
+    """Overlaid step histograms of hardness: the ``top_n`` classes by hard count, the rest as "other".
+
+    ``hard_mask`` (aligned with ``scores``) is the selection's hard set (:func:`hardmine.select.hard_mask`);
+    when it is the top of the rows by hardness (policy ``hardness``) its lowest hardness is drawn as a line.
+    """
+    check_int("top_n", top_n, 1)
+    check_int("bins", bins, 1)
     fix = "pass the score stage's table"
-    hardness = _floats(scores, "hardness", "scores", fix)
-    labels = _ints(scores, "label", "scores", fix)
-    hard = _hard(scores, hard_mask, hardness_quantile)
+    hardness = float_column(scores, "hardness", "scores", fix)
+    labels = int_column(scores, "label", "scores", fix)
+    hard = check_mask(hard_mask, hardness.shape[0])
     edges = np.linspace(0.0, max(1.0, float(hardness.max()) if hardness.size else 1.0), bins + 1)
     classes = np.unique(labels)
     hard_counts = np.array([(hard & (labels == c)).sum() for c in classes])
     order = classes[np.lexsort((classes, -hard_counts))]
     shown, rest = order[:top_n], order[top_n:]
-    with _style():
-        fig = _figure(10, 4.5)
+    with style():
+        fig = figure(10, 4.5)
         ax = fig.add_subplot()
         ax.hist(hardness, bins=edges, color="0.85", label=f"all ({hardness.size})")
         for c in shown:
             m = labels == c
             ax.hist(hardness[m], bins=edges, histtype="step", linewidth=1.4,
-                    label=f"{_short(_name(label_names, int(c)))} ({int(hard[m].sum())} hard)")
+                    label=f"{short(_name(label_names, int(c)))} ({int(hard[m].sum())} hard)")
         if rest.size:
             m = np.isin(labels, rest)
             ax.hist(hardness[m], bins=edges, histtype="step", linestyle="--", color="0.3",
                     label=f"other {rest.size} classes ({int(hard[m].sum())} hard)")
-        if hard.any() and hard_mask is None:
-            thr = float(hardness[hard].min())
-            ax.axvline(thr, color="crimson", linestyle=":", label=f"top {hardness_quantile:g} ≥ {thr:.2f}")
+        thr = float(hardness[hard].min()) if hard.any() else None
+        if thr is not None and not (hardness[~hard] > thr).any():  # no row outside the hard set is harder
+            ax.axvline(thr, color="crimson", linestyle=":", label=f"hard set: hardness ≥ {thr:.2f}")
         if log:
             ax.set_yscale("log")
         ax.set_xlabel("hardness = 1 − p(given label)")
@@ -157,8 +154,11 @@ def hardness_histogram(
 
 
 def hard_per_class(per_class_table: pa.Table, path, *, top_n: int = 30) -> str:
-    """Horizontal bars of hard samples per class (label issues overlaid), most first; the rest summed in the title."""
-    _positive(top_n=top_n)
+    """Horizontal bars of hard samples per class (label issues overlaid), most first; the rest summed in the title.
+
+    ``per_class_table`` is ``analyze(...)['per_class']``: the hard set is the one the analysis was given.
+    """
+    check_int("top_n", top_n, 1)
     need = {"class", "n_hard"}
     if not need <= set(per_class_table.column_names):
         raise ValueError(
@@ -173,7 +173,7 @@ def hard_per_class(per_class_table: pa.Table, path, *, top_n: int = 30) -> str:
     names = per_class_table.column("name").to_pylist() if "name" in cols else [str(c) for c in cls]
     order = np.lexsort((cls, -n_hard))
     shown, rest = order[:top_n], order[top_n:]
-    labels = [_short(str(names[i])) if _drawable(str(names[i])) else f"#{cls[i]}" for i in shown]
+    labels = [short(str(names[i])) if _drawable(str(names[i])) else f"#{cls[i]}" for i in shown]
     hard_v = n_hard[shown]
     issue_v = n_issue[shown] if n_issue is not None else None
     all_v = n_all[shown] if n_all is not None else None
@@ -181,8 +181,8 @@ def hard_per_class(per_class_table: pa.Table, path, *, top_n: int = 30) -> str:
     if rest.size:  # a folded bar would dwarf the others: say it in the title instead
         title += f" (top {shown.size}; other {rest.size} classes: {int(n_hard[rest].sum())} hard)"
     y = np.arange(len(labels))
-    with _style():
-        fig = _figure(8, max(2.5, 0.28 * len(labels) + 1.2))
+    with style():
+        fig = figure(8, max(2.5, 0.28 * len(labels) + 1.2))
         ax = fig.add_subplot()
         ax.barh(y, hard_v, color="tab:orange", label="hard")
         if issue_v is not None:
@@ -199,22 +199,24 @@ def hard_per_class(per_class_table: pa.Table, path, *, top_n: int = 30) -> str:
         return _save(fig, path)
 
 
-def _confusion_matrix(data: pa.Table, k: int, hard_mask, hardness_quantile: float) -> np.ndarray:
+def _confusion_matrix(data: pa.Table, k: int, hard_mask: np.ndarray | None) -> np.ndarray:
     cols = set(data.column_names)
     if {"label", "pred", "count"} <= cols:  # confusion pairs table
-        lab = _ints(data, "label", "confusion_pairs", "")
-        pred = _ints(data, "pred", "confusion_pairs", "")
-        cnt = _ints(data, "count", "confusion_pairs", "")
+        lab = int_column(data, "label", "confusion_pairs", "")
+        pred = int_column(data, "pred", "confusion_pairs", "")
+        cnt = int_column(data, "count", "confusion_pairs", "")
         w = cnt
-    elif {"label", "pred", "hardness"} <= cols:  # scores table
-        hard = _hard(data, hard_mask, hardness_quantile)
-        lab = _ints(data, "label", "scores", "")[hard]
-        pred = _ints(data, "pred", "scores", "")[hard]
+    elif {"label", "pred"} <= cols:  # scores table
+        if hard_mask is None:
+            raise ValueError("confusion_heatmap of a scores table needs hard_mask: pass hard_mask(selected, scores)")
+        hard = check_mask(hard_mask, data.num_rows)
+        lab = int_column(data, "label", "scores", "")[hard]
+        pred = int_column(data, "pred", "scores", "")[hard]
         w = np.ones(lab.size, dtype=np.int64)
     else:
         raise ValueError(
             "confusion_heatmap needs a confusion pairs table (label, pred, count) or a scores table "
-            f"(label, pred, hardness); got columns {sorted(cols)}"
+            f"(label, pred) with hard_mask; got columns {sorted(cols)}"
         )
     bad = np.flatnonzero((lab < 0) | (lab >= k) | (pred < 0) | (pred >= k))
     if bad.size:
@@ -231,25 +233,24 @@ def confusion_heatmap(
     *,
     top_n: int = 15,
     hard_mask: np.ndarray | None = None,
-    hardness_quantile: float = 0.2,
 ) -> str:
     """Heat-map of given (rows) vs predicted (columns) among hard samples, top classes + "other".
 
-    ``data`` is ``analyze(...)['confusion_pairs']`` (off-diagonal pairs) or a scores table
-    (every hard sample, diagonal included).
+    ``data`` is ``analyze(...)['confusion_pairs']`` (off-diagonal pairs) or a scores table with
+    ``hard_mask``, the selection's hard set aligned with it (every hard sample, diagonal included).
     """
-    _positive(top_n=top_n)
+    check_int("top_n", top_n, 1)
     k = len(label_names)
     if k == 0:
         raise ValueError("label_names is empty: pass the label vocabulary")
-    m = _confusion_matrix(data, k, hard_mask, hardness_quantile)
+    m = _confusion_matrix(data, k, hard_mask)
     off = m - np.diag(np.diag(m))
     weight = m.sum(axis=0) + m.sum(axis=1)
     confusion = off.sum(axis=0) + off.sum(axis=1)
     order = np.lexsort((np.arange(k), -weight, -confusion))  # most confused classes first
     keep = np.sort(order[:top_n][weight[order[:top_n]] > 0]) if weight.any() else np.arange(min(k, top_n))
     rest = np.setdiff1d(np.arange(k), keep)
-    names = [_short(_name(label_names, int(c)), 18) for c in keep]
+    names = [short(_name(label_names, int(c)), 18) for c in keep]
     if rest.size and weight[rest].any():
         groups = [[int(c)] for c in keep] + [list(rest)]
         names.append(f"other ({rest.size})")
@@ -257,9 +258,9 @@ def confusion_heatmap(
         groups = [[int(c)] for c in keep]
     g = len(groups)
     sub = np.array([[m[np.ix_(a, b)].sum() for b in groups] for a in groups], dtype=np.int64)
-    with _style():
+    with style():
         size = max(4.0, 0.45 * g + 2.5)
-        fig = _figure(size + 1, size)
+        fig = figure(size + 1, size)
         ax = fig.add_subplot()
         folded = len(groups) > len(keep)
         scale = sub.copy()
@@ -286,7 +287,7 @@ def confusion_heatmap(
 
 #: most points drawn by :func:`data_map`; larger tables are subsampled deterministically (by a hash of the id)
 DATA_MAP_MAX_POINTS = 20_000
-#: marker of each data-map region (see :data:`hardmine.select.REGIONS`); rows without a region: "o"
+#: marker of each data-map region (see :data:`hardmine.vocab.REGIONS`); rows without a region: "o"
 REGION_MARKERS = {"easy": "o", "ambiguous": "^", "hard": "s"}
 _NO_DYNAMICS = (
     "no training dynamics: oof.epochs >= 2 is needed for the data map (dyn_confidence / dyn_variability / "
@@ -295,18 +296,16 @@ _NO_DYNAMICS = (
 )
 
 
-def _data_map_inputs(scores: pa.Table, regions, max_points: int) -> dict:
+def data_map_inputs(scores: pa.Table, regions, max_points: int) -> dict:
     """Validated arrays for the data map, subsampled to ``max_points`` rows (lowest id hashes, order-independent)."""
-    from hardmine.select import REGIONS, dynamics, tiebreak_keys
-
-    _positive(max_points=max_points)
+    check_int("max_points", max_points, 1)
     if not isinstance(scores, pa.Table):
         raise ValueError(f"scores must be a pyarrow Table (scores.parquet), got {type(scores).__name__}")
     dyn = dynamics(scores)
     if dyn is None or "dyn_correctness" not in scores.column_names:
         raise ValueError(f"scores have {_NO_DYNAMICS}")
     conf, var = dyn
-    corr = _floats(scores, "dyn_correctness", "scores", "recompute the scores (hardmine.scoring.score_table with epoch_probs)")
+    corr = float_column(scores, "dyn_correctness", "scores", "recompute the scores (hardmine.scoring.score_table with epoch_probs)")
     n = conf.shape[0]
     reg = None
     if regions is not None:
@@ -332,7 +331,7 @@ def _data_map_inputs(scores: pa.Table, regions, max_points: int) -> dict:
 
 
 def _draw_data_map(fig, ax, d: dict, label_names=None) -> None:
-    """Draw the data map of :func:`_data_map_inputs` onto ``ax`` (colour bar on ``fig``)."""
+    """Draw the data map of :func:`data_map_inputs` onto ``ax`` (colour bar on ``fig``)."""
     import matplotlib
     from matplotlib.lines import Line2D
 
@@ -376,6 +375,14 @@ def _draw_data_map(fig, ax, d: dict, label_names=None) -> None:
     ax.set_title(title)
 
 
+def _data_map_figure(scores: pa.Table, regions, max_points: int, label_names):
+    """The data map of ``scores`` on a new figure (call inside :func:`style`)."""
+    d = data_map_inputs(scores, regions, max_points)
+    fig = figure(8.5, 5.5)
+    _draw_data_map(fig, fig.add_subplot(), d, label_names)
+    return fig
+
+
 def data_map(
     scores: pa.Table,
     path,
@@ -393,24 +400,12 @@ def data_map(
     lowest id hashes) is drawn. ``label_names`` only names the class count in the title.
     Scores without training dynamics (dyn_* null in every row) raise ``ValueError``.
     """
-    d = _data_map_inputs(scores, regions, max_points)
-    with _style():
-        fig = _figure(8.5, 5.5)
-        _draw_data_map(fig, fig.add_subplot(), d, label_names)
-        return _save(fig, path)
+    with style():
+        return _save(_data_map_figure(scores, regions, max_points, label_names), path)
 
 
 def data_map_png(scores: pa.Table, regions=None, *, label_names: list[str] | None = None,
                  max_points: int = DATA_MAP_MAX_POINTS) -> bytes:
     """:func:`data_map` as PNG bytes (in memory, for the report)."""
-    import io
-
-    d = _data_map_inputs(scores, regions, max_points)
-    with _style():
-        fig = _figure(8.5, 5.5)
-        _draw_data_map(fig, fig.add_subplot(), d, label_names)
-        buf = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Glyph .* missing from")
-            fig.savefig(buf, format="png")
-        return buf.getvalue()
+    with style():
+        return png_bytes(_data_map_figure(scores, regions, max_points, label_names))

@@ -24,7 +24,7 @@ RowNamer = Callable[[np.ndarray], list]
 
 
 # --------------------------------------------------------------------------- naming
-def _row_namer(ids: Any, n: int, what: str) -> RowNamer:
+def row_namer(ids: Any, n: int, what: str) -> RowNamer:
     """A function mapping row indices to printable names: the ids when given, else indices."""
     if ids is None:
         return lambda idx: [int(i) for i in idx]
@@ -39,7 +39,7 @@ def _row_namer(ids: Any, n: int, what: str) -> RowNamer:
     return lambda idx: [ids[int(i)] for i in idx]
 
 
-def _describe_rows(bad: np.ndarray, namer: RowNamer) -> str:
+def describe_rows(bad: np.ndarray, namer: RowNamer) -> str:
     """'rows [a, b, ...] (N in total)' for a boolean mask or an index array."""
     idx = np.flatnonzero(bad) if bad.dtype == bool else np.asarray(bad)
     shown = namer(idx[:MAX_ROWS_NAMED])
@@ -62,11 +62,11 @@ def probs_from_arrow(column: Any, *, ids: Any = None, name: str = "probs") -> np
             f"got {getattr(column, 'type', type(column).__name__)}"
         )
     n = len(column)
-    namer = _row_namer(ids, n, name)
+    namer = row_namer(ids, n, name)
     if column.null_count:
         bad = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         raise ValueError(
-            f"{name}: {_describe_rows(bad, namer)} are null; every row needs its K "
+            f"{name}: {describe_rows(bad, namer)} are null; every row needs its K "
             "probabilities: re-run the OOF stage for these rows or drop them"
         )
     shape = [n]
@@ -78,7 +78,7 @@ def probs_from_arrow(column: Any, *, ids: Any = None, name: str = "probs") -> np
         if values.null_count:
             bad_rows = np.unique(owner[np.asarray(values.is_null().to_numpy(zero_copy_only=False))])
             raise ValueError(
-                f"{name}: {_describe_rows(bad_rows, namer)} contain null lists at nesting level "
+                f"{name}: {describe_rows(bad_rows, namer)} contain null lists at nesting level "
                 f"{level}; write complete fixed-width lists"
             )
         width = int(lengths[0]) if len(lengths) else 0
@@ -86,7 +86,7 @@ def probs_from_arrow(column: Any, *, ids: Any = None, name: str = "probs") -> np
         if ragged.any():
             bad_rows = np.unique(owner[ragged])
             raise ValueError(
-                f"{name}: ragged lists: {_describe_rows(bad_rows, namer)} have a different length "
+                f"{name}: ragged lists: {describe_rows(bad_rows, namer)} have a different length "
                 f"than the first row ({width}) at nesting level {level}; every row must hold the "
                 "same number of classes (and epochs): fix the writer or drop these rows"
             )
@@ -118,9 +118,9 @@ def _to_numpy(probs: Any, ids: Any, name: str) -> np.ndarray:
         if isinstance(probs, Sequence) and not isinstance(probs, (str, bytes)):
             lengths = np.array([len(r) if hasattr(r, "__len__") else -1 for r in probs])
             if len(lengths) and (lengths != lengths[0]).any():
-                namer = _row_namer(ids, len(lengths), name)
+                namer = row_namer(ids, len(lengths), name)
                 raise ValueError(
-                    f"{name}: ragged rows: {_describe_rows(lengths != lengths[0], namer)} do not "
+                    f"{name}: ragged rows: {describe_rows(lengths != lengths[0], namer)} do not "
                     f"have {lengths[0]} entries like the first row; every row needs K probabilities"
                 ) from err
         raise ValueError(f"{name}: could not read as a numeric array ({err}); pass floats") from err
@@ -152,16 +152,16 @@ def validate_labels(labels: Any, n_rows: int, n_classes: int, *, ids: Any = None
     """Check labels are integer class indices in ``[0, n_classes)``, one per row; return int64."""
     if isinstance(labels, (pa.Array, pa.ChunkedArray)):
         if labels.null_count:
-            namer = _row_namer(ids, len(labels), "labels")
+            namer = row_namer(ids, len(labels), "labels")
             bad = np.asarray(labels.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-            raise ValueError(f"labels: {_describe_rows(bad, namer)} are null; every row needs a label")
+            raise ValueError(f"labels: {describe_rows(bad, namer)} are null; every row needs a label")
         labels = labels.to_numpy(zero_copy_only=False)
     lab = check_label_array(np.asarray(labels), n_rows)
     bad = (lab < 0) | (lab >= n_classes)
     if bad.any():
-        namer = _row_namer(ids, n_rows, "labels")
+        namer = row_namer(ids, n_rows, "labels")
         raise ValueError(
-            f"labels out of range [0, {n_classes}): {_describe_rows(bad, namer)} with values "
+            f"labels out of range [0, {n_classes}): {describe_rows(bad, namer)} with values "
             f"{lab[bad][:MAX_ROWS_NAMED].tolist()}; labels must index the probability columns"
         )
     return lab.astype(np.int64, copy=False)
@@ -172,13 +172,13 @@ def _check_matrix(p: np.ndarray, namer: RowNamer, atol: float, name: str) -> tup
     finite = np.isfinite(p).all(axis=1)
     if not finite.all():
         raise ValueError(
-            f"{name}: {_describe_rows(~finite, namer)} contain NaN or inf; recompute them "
+            f"{name}: {describe_rows(~finite, namer)} contain NaN or inf; recompute them "
             "(a diverged model or an overflowing softmax) or drop these rows"
         )
     negative = (p < 0).any(axis=1)
     if negative.any():
         raise ValueError(
-            f"{name}: {_describe_rows(negative, namer)} contain negative values; pass "
+            f"{name}: {describe_rows(negative, namer)} contain negative values; pass "
             "probabilities (softmax of the logits), not logits or scores"
         )
     sums = p.sum(axis=1, dtype=np.float64)
@@ -186,7 +186,7 @@ def _check_matrix(p: np.ndarray, namer: RowNamer, atol: float, name: str) -> tup
     bad = off > atol
     if bad.any():
         raise ValueError(
-            f"{name}: {_describe_rows(bad, namer)} do not sum to 1 within atol={atol} "
+            f"{name}: {describe_rows(bad, namer)} do not sum to 1 within atol={atol} "
             f"(sums {np.round(sums[bad][:MAX_ROWS_NAMED], 6).tolist()}); apply a softmax to logits, "
             "or raise atol if the rows were rounded on purpose"
         )
@@ -228,7 +228,7 @@ def validate_probs(
         )
     if k < 2:
         raise ValueError(f"{name} has {k} column(s): a classifier needs at least 2 classes")
-    namer = _row_namer(ids, n, name)
+    namer = row_namer(ids, n, name)
     lab = None
     if labels is not None:
         lab = validate_labels(labels, n, k, ids=ids)
@@ -278,7 +278,7 @@ def validate_epoch_probs(
         raise ValueError(f"{name} has {k} classes per epoch but n_classes={n_classes}")
     if k < 2:
         raise ValueError(f"{name} has {k} class(es): a classifier needs at least 2 classes")
-    row_names = _row_namer(ids, n, name)
+    row_names = row_namer(ids, n, name)
     if labels is not None:
         validate_labels(labels, n, k, ids=ids)
 

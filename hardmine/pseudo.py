@@ -28,28 +28,11 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import pyarrow as pa
 
+from hardmine.checks import first, require_unique_ids
 from hardmine.data import DataError
-
-#: one row per pseudo-labelled row added to a dataset version.
-PSEUDO_AUDIT = "review/pseudo_audit.parquet"
-AUDIT_SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("text", pa.string(), nullable=False),
-        pa.field("predicted_label", pa.string(), nullable=False),
-        pa.field("probability", pa.float64(), nullable=False),
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("time", pa.string(), nullable=False),
-        pa.field("version", pa.int32(), nullable=False),
-    ]
-)
-#: the active-learning queue of the pool (the same name as `review export --queue active --strategy margin --unlabelled`)
-ACTIVE_QUEUE = "active_margin_unlabelled"
-
-
-def _first(values, k: int = 5) -> str:
-    values = list(values)
-    return ", ".join(repr(v) for v in values[:k]) + (f" (and {len(values) - k} more)" if len(values) > k else "")
+from hardmine.review import active_learning_queue
+from hardmine.review.schemas import ACTIVE_QUEUE, PSEUDO_AUDIT, utc_iso
+from hardmine.review.schemas import PSEUDO_AUDIT_SCHEMA
 
 
 def _norm(text: str) -> str:
@@ -88,13 +71,7 @@ def read_pool(path: str, data_cfg) -> tuple[list[str], list[str]]:
         ids = [str(i).strip() for i in raw[data_cfg.id_column].tolist()]
     else:
         ids = [f"u{i}" for i in range(len(texts))]
-    seen, dup = set(), []
-    for i in ids:
-        if i in seen:
-            dup.append(i)
-        seen.add(i)
-    if dup:
-        raise DataError(f"{path}: ids {_first(sorted(set(dup)))} appear on more than one row of the unlabelled pool: ids must be unique")
+    require_unique_ids(ids, f"the unlabelled pool {path}", error=DataError)
     return ids, texts
 
 
@@ -111,13 +88,13 @@ def check_pool(path: str, ids: Sequence[str], labelled_ids: Sequence[str], test_
     on_test = sorted(pool & set(test_ids))
     if on_test:
         raise DataError(
-            f"{len(on_test)} ids of the unlabelled pool {path} are held-out rows (e.g. {_first(on_test)}): unlabelled rows "
+            f"{len(on_test)} ids of the unlabelled pool {path} are held-out rows (e.g. {first(on_test)}): unlabelled rows "
             "must never reach the held-out evaluation. Fix: remove them from the pool (or give the pool its own ids)"
         )
     on_train = sorted(pool & set(labelled_ids))
     if on_train:
         raise DataError(
-            f"{len(on_train)} ids of the unlabelled pool {path} are also labelled training rows (e.g. {_first(on_train)}): "
+            f"{len(on_train)} ids of the unlabelled pool {path} are also labelled training rows (e.g. {first(on_train)}): "
             "the pool must hold rows the training data does not. Fix: remove them from the pool (or give the pool its own ids)"
         )
 
@@ -204,7 +181,7 @@ def pool_predictions(cfg, store, dataset: pa.Table, test_ids: Sequence[str], tes
     fresh = [n for n, i in enumerate(ids) if i not in in_dataset]
     leaks = [n for n in fresh if _norm(texts[n]) in held]
     if leaks:
-        log(f"self-training: {len(leaks)} pool rows repeat a held-out text (e.g. {_first([ids[n] for n in leaks])}): left out")
+        log(f"self-training: {len(leaks)} pool rows repeat a held-out text (e.g. {first([ids[n] for n in leaks])}): left out")
     fresh = [n for n in fresh if _norm(texts[n]) not in held]
     labels = store.manifest().get("labels") or []
     k = len(labels)
@@ -259,75 +236,68 @@ def pseudo_label(cfg, unlabelled: str | None = None, log: Callable[[str], None] 
 
     Idempotent: with the same pool and fold models, no row is added and no version is written.
     """
-    from hardmine.review import _utc_iso, active_learning_queue
-    from hardmine.review_cmd import _labels, _write_queue, current_dataset, write_version
-    from hardmine.store import RunStore, RunStoreError
+    from hardmine.review_cmd import append_rows, command_errors, current_dataset, run_labels, write_queue, write_version
+    from hardmine.store import RunStore
 
     path = unlabelled or cfg.data.unlabelled_path
     if not path:
         raise DataError("pseudo-label needs an unlabelled pool: pass --unlabelled FILE or set data.unlabelled_path")
     store = RunStore(cfg.run_dir)
-    try:
-        with store.lock(command="hardmine pseudo-label"):
-            labels = _labels(store, cfg)
-            dataset, version = current_dataset(store)
-            test = store.read_table("test.parquet") if store.exists("test.parquet") else None
-            test_ids = test.column("id").cast(pa.string()).to_pylist() if test is not None else []
-            test_texts = test.column("text").to_pylist() if test is not None else []
-            out = pool_predictions(cfg, store, dataset, test_ids, test_texts, path, log=log)
-            rep, acc = out["report"], out["accepted"]
-            log(f"pseudo-label: {rep['pool_rows']} pool rows, {len(out['ids'])} new to the dataset; {rep['candidates']} at "
-                f"probability >= {rep['threshold']:g}, {rep['accepted']} accepted ({rep['capped']} left out by the per-class caps)")
-            # rows near the decision boundary (not pseudo-labelled) go to the annotators
-            queue_files: list[str] = []
-            if cfg.pseudo.active_batch and len(out["ids"]) > len(acc):
-                rest = np.setdiff1d(np.arange(len(out["ids"])), acc)
-                q = active_learning_queue([out["ids"][i] for i in rest], [out["texts"][i] for i in rest], out["probs"][rest],
-                                          labels, strategy="margin", batch_size=cfg.pseudo.active_batch)
-                queue_files = _write_queue(store, ACTIVE_QUEUE, q, labels, "both")
-                log(f"active-learning queue: {q.num_rows} pool rows nearest the decision boundary (lowest margin): {queue_files[0]}")
-            result = {**rep, "version": version, "queue": queue_files}
-            if rep["accepted"] == 0:
-                log(f"no new pseudo-labelled row: dataset stays at version {version}")
-                return result
-            new_ids = [out["ids"][i] for i in acc]
-            new_texts = [out["texts"][i] for i in acc]
-            new_labels = out["labels"]
-            cols = {}
-            for f in dataset.schema:
-                if f.name == "id":
-                    cols[f.name] = pa.array(new_ids, f.type)
-                elif f.name == "text":
-                    cols[f.name] = pa.array(new_texts, f.type)
-                elif f.name == "label":
-                    cols[f.name] = pa.array(new_labels, f.type)
-                elif f.name == "label_name":
-                    cols[f.name] = pa.array([labels[i] for i in new_labels], f.type)
-                else:
-                    cols[f.name] = pa.nulls(len(new_ids), f.type)
-            added = pa.table(cols, schema=dataset.schema.remove_metadata())
-            new = pa.concat_tables([dataset.replace_schema_metadata(None), added])
-            version += 1
-            source, stamp = _source(cfg, store, path), _utc_iso(None)
-            audit = pa.table({
-                "id": pa.array(new_ids, pa.string()), "text": pa.array(new_texts, pa.string()),
-                "predicted_label": pa.array([labels[i] for i in new_labels], pa.string()),
-                "probability": pa.array(out["probs"][acc].max(1), pa.float64()),
-                "source": pa.array([source] * len(new_ids), pa.string()), "time": pa.array([stamp] * len(new_ids), pa.string()),
-                "version": pa.array([version] * len(new_ids), pa.int32()),
-            }, schema=AUDIT_SCHEMA)
-            uri = write_version(store, version, new)
-            old = store.read_table(PSEUDO_AUDIT) if store.exists(PSEUDO_AUDIT) else None
-            store.write_table(PSEUDO_AUDIT, pa.concat_tables([old, audit]) if old is not None else audit)
-            store.update_manifest(dataset_version=version)
-            per = ", ".join(f"{r['name']} {r['accepted']}" for r in rep["per_class"] if r["accepted"])
-            log(f"{len(new_ids)} pseudo-labelled rows ({per}) -> dataset version {version}: {uri} (the next `hardmine run` "
-                f"trains on it); audit: {store.uri_of(PSEUDO_AUDIT)}")
-            return {**result, "version": version}
-    except (DataError, RunStoreError):
-        raise
-    except FileNotFoundError as e:
-        raise DataError(str(e).strip('"') or f"a file is missing: {e}") from None
+    with command_errors(store, "hardmine pseudo-label"):
+        labels = run_labels(store, cfg)
+        dataset, version = current_dataset(store)
+        test = store.read_table("test.parquet") if store.exists("test.parquet") else None
+        test_ids = test.column("id").cast(pa.string()).to_pylist() if test is not None else []
+        test_texts = test.column("text").to_pylist() if test is not None else []
+        out = pool_predictions(cfg, store, dataset, test_ids, test_texts, path, log=log)
+        rep, acc = out["report"], out["accepted"]
+        log(f"pseudo-label: {rep['pool_rows']} pool rows, {len(out['ids'])} new to the dataset; {rep['candidates']} at "
+            f"probability >= {rep['threshold']:g}, {rep['accepted']} accepted ({rep['capped']} left out by the per-class caps)")
+        # rows near the decision boundary (not pseudo-labelled) go to the annotators
+        queue_files: list[str] = []
+        if cfg.pseudo.active_batch and len(out["ids"]) > len(acc):
+            rest = np.setdiff1d(np.arange(len(out["ids"])), acc)
+            q = active_learning_queue([out["ids"][i] for i in rest], [out["texts"][i] for i in rest], out["probs"][rest],
+                                      labels, strategy="margin", batch_size=cfg.pseudo.active_batch)
+            queue_files = write_queue(store, ACTIVE_QUEUE, q, labels, "both")
+            log(f"active-learning queue: {q.num_rows} pool rows nearest the decision boundary (lowest margin): {queue_files[0]}")
+        result = {**rep, "version": version, "queue": queue_files}
+        if rep["accepted"] == 0:
+            log(f"no new pseudo-labelled row: dataset stays at version {version}")
+            return result
+        new_ids = [out["ids"][i] for i in acc]
+        new_texts = [out["texts"][i] for i in acc]
+        new_labels = out["labels"]
+        cols = {}
+        for f in dataset.schema:
+            if f.name == "id":
+                cols[f.name] = pa.array(new_ids, f.type)
+            elif f.name == "text":
+                cols[f.name] = pa.array(new_texts, f.type)
+            elif f.name == "label":
+                cols[f.name] = pa.array(new_labels, f.type)
+            elif f.name == "label_name":
+                cols[f.name] = pa.array([labels[i] for i in new_labels], f.type)
+            else:
+                cols[f.name] = pa.nulls(len(new_ids), f.type)
+        added = pa.table(cols, schema=dataset.schema.remove_metadata())
+        new = pa.concat_tables([dataset.replace_schema_metadata(None), added])
+        version += 1
+        source, stamp = _source(cfg, store, path), utc_iso(None)
+        audit = pa.table({
+            "id": pa.array(new_ids, pa.string()), "text": pa.array(new_texts, pa.string()),
+            "predicted_label": pa.array([labels[i] for i in new_labels], pa.string()),
+            "probability": pa.array(out["probs"][acc].max(1), pa.float64()),
+            "source": pa.array([source] * len(new_ids), pa.string()), "time": pa.array([stamp] * len(new_ids), pa.string()),
+            "version": pa.array([version] * len(new_ids), pa.int32()),
+        }, schema=PSEUDO_AUDIT_SCHEMA)
+        uri = write_version(store, version, new)
+        append_rows(store, PSEUDO_AUDIT, audit)
+        store.update_manifest(dataset_version=version)
+        per = ", ".join(f"{r['name']} {r['accepted']}" for r in rep["per_class"] if r["accepted"])
+        log(f"{len(new_ids)} pseudo-labelled rows ({per}) -> dataset version {version}: {uri} (the next `hardmine run` "
+            f"trains on it); audit: {store.uri_of(PSEUDO_AUDIT)}")
+        return {**result, "version": version}
 
 
 def check_run_inputs(cfg, store, log: Callable[[str], None] = print, *, after_prepare: bool = False) -> None:
@@ -357,6 +327,6 @@ def check_run_inputs(cfg, store, log: Callable[[str], None] = print, *, after_pr
 
 
 __all__ = [
-    "ACTIVE_QUEUE", "AUDIT_SCHEMA", "PSEUDO_AUDIT", "check_pool", "check_run_inputs", "class_caps", "pool_predictions",
+    "ACTIVE_QUEUE", "PSEUDO_AUDIT", "check_pool", "check_run_inputs", "class_caps", "pool_predictions",
     "pseudo_ids", "pseudo_label", "read_pool", "select_pseudo", "self_training_rows",
 ]

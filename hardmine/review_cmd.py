@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from hardmine.config import Config
-from hardmine.data import DataError, load_split
+from hardmine.data import DataError
 from hardmine.probs import probs_from_arrow
+from hardmine.pseudo import read_pool
 from hardmine.review import (
     active_learning_queue,
     apply_corrections,
@@ -20,47 +21,40 @@ from hardmine.review import (
     write_csv,
     write_label_studio,
 )
-from hardmine.store import RunStore
+from hardmine.review.schemas import AUDIT_FILE, PSEUDO_AUDIT, REVIEWED, REVIEWED_SCHEMA, VERSIONS, utc_iso
+from hardmine.store import RunStore, RunStoreError
 
-VERSIONS = "review/versions"
-#: every row a reviewer gave a label in an import (confirmed or changed): `review next` leaves them out
-REVIEWED = "review/reviewed.parquet"
-REVIEWED_SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("label", pa.string(), nullable=False),
-        pa.field("changed", pa.bool_(), nullable=False),
-        pa.field("round", pa.int32(), nullable=False),
-        pa.field("version", pa.int32(), nullable=False),
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("time", pa.string(), nullable=False),
-    ]
-)
+
+@contextmanager
+def command_errors(store: RunStore, command: str) -> Iterator[None]:
+    """Hold the run directory's lock while ``command`` runs (it never races a running pipeline or another
+    import); a missing file is bad input at the command line (:class:`~hardmine.data.DataError`)."""
+    try:
+        with store.lock(command=command):
+            yield
+    except (DataError, RunStoreError):
+        raise
+    except FileNotFoundError as e:
+        raise DataError(str(e).strip('"') or f"a file is missing: {e}") from None
 
 
 def user_errors(fn):
-    """The review library refuses bad files and queues with ValueError: at the command line, that is bad input.
-
-    The run directory is locked for the call (``cfg`` is the first argument): a review export or import
-    never races a running pipeline or another import.
+    """A `hardmine review` command (``cfg`` is the first argument) under :func:`command_errors`; the review library
+    refuses bad files and queues with ValueError naming the file, row and fix: at the command line, that is bad input.
     """
     @functools.wraps(fn)
     def wrapper(cfg, *args, **kwargs):
-        from hardmine.store import RunStoreError
-
         try:
-            with RunStore(cfg.run_dir).lock(command=f"hardmine review {fn.__name__}"):
+            with command_errors(RunStore(cfg.run_dir), f"hardmine review {fn.__name__}"):
                 return fn(cfg, *args, **kwargs)
         except (DataError, RunStoreError):
             raise
-        except FileNotFoundError as e:
-            raise DataError(str(e).strip('"') or f"a file is missing: {e}") from None
-        except ValueError as e:  # hardmine.review's validation: names the file, row and fix
+        except ValueError as e:
             raise DataError(str(e)) from None
     return wrapper
 
 
-def _labels(store: RunStore, cfg: Config) -> list[str]:
+def run_labels(store: RunStore, cfg: Config) -> list[str]:
     labels = store.manifest().get("labels")
     if not labels:
         raise DataError(f"{cfg.run_dir} has no prepared dataset (no labels in its manifest): run `hardmine run CONFIG` "
@@ -125,13 +119,18 @@ def write_version(store: RunStore, version: int, table: pa.Table) -> str:
 def reviewed_ids(store: RunStore) -> set[str]:
     """Ids a reviewer has labelled in an import (review/reviewed.parquet), and every id whose label an import changed."""
     out: set[str] = set()
-    for name in (REVIEWED, "review/audit.parquet"):
+    for name in (REVIEWED, AUDIT_FILE):
         if store.exists(name):
             out |= set(store.read_table(name, columns=["id"]).column("id").to_pylist())
     return out
 
 
-def _write_queue(store: RunStore, name: str, queue: pa.Table, labels: list[str], fmt: str) -> list[str]:
+def append_rows(store: RunStore, name: str, rows: pa.Table) -> None:
+    """Add ``rows`` to the end of the run's table ``name`` (an audit log), creating it when missing."""
+    store.write_table(name, pa.concat_tables([store.read_table(name), rows]) if store.exists(name) else rows)
+
+
+def write_queue(store: RunStore, name: str, queue: pa.Table, labels: list[str], fmt: str) -> list[str]:
     with store.local_dir(f"review/{name}") as d:
         if fmt in ("csv", "both"):
             write_csv(queue, os.path.join(d, f"{name}.csv"))
@@ -162,7 +161,7 @@ def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least
         if limit is not None:
             raise DataError("pass --budget or --limit, not both: --budget already sets the queue length")
     store = RunStore(cfg.run_dir)
-    labels = _labels(store, cfg)
+    labels = run_labels(store, cfg)
     dataset, _ = current_dataset(store)
     if queue == "issues":
         scores = store.read_table("scores.parquet")
@@ -173,25 +172,12 @@ def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least
             log(f"{n_before - scores.num_rows} rows already reviewed are left out of the queue ({scores.num_rows} left)")
         if budget is not None and budget > scores.num_rows:
             log(f"note: --budget {budget} exceeds the {scores.num_rows} scored rows: the queue holds all of them")
-        try:
-            q = label_issue_queue(scores, dataset, labels, limit=limit, budget=budget, rank_by=rank_by or cfg.score.review_rank_by)
-        except ValueError as e:
-            raise DataError(str(e)) from None
+        q = label_issue_queue(scores, dataset, labels, limit=limit, budget=budget, rank_by=rank_by or cfg.score.review_rank_by)
         default_name = "label_issues"
     elif unlabelled:
         from hardmine.oof.predict import FoldEnsemble
 
-        df_cfg = cfg.data.model_copy(update={"label_column": cfg.data.label_column})
-        from hardmine.data import read_raw
-
-        raw = read_raw(unlabelled, df_cfg.format, df_cfg.encoding)
-        if df_cfg.text_column not in raw.columns:
-            raise DataError(f"{unlabelled}: no column {df_cfg.text_column!r} (has {list(raw.columns)}); set data.text_column")
-        texts = raw[df_cfg.text_column].tolist()
-        empty = [i for i, t in enumerate(texts) if not str(t).strip()]
-        if empty:
-            raise DataError(f"{unlabelled}: empty text at rows {empty[:10]}: remove them before export")
-        ids = raw[df_cfg.id_column].tolist() if df_cfg.id_column and df_cfg.id_column in raw.columns else [f"u{i}" for i in range(len(texts))]
+        ids, texts = read_pool(unlabelled, cfg.data)
         probs = FoldEnsemble(cfg.run_dir).predict(texts)
         q = active_learning_queue(ids, texts, probs, labels, strategy=strategy, batch_size=batch_size)
         default_name = f"active_{strategy}_unlabelled"
@@ -206,7 +192,7 @@ def export(cfg: Config, *, queue: str, fmt: str = "both", strategy: str = "least
         )
         default_name = f"active_{strategy}"
     name = name or default_name
-    files = _write_queue(store, name, q, labels, fmt)
+    files = write_queue(store, name, q, labels, fmt)
     if queue == "issues" and budget is not None:
         n_flagged = int(pc.sum(q.column("flagged")).as_py() or 0)
         order = "highest error_risk" if (rank_by or cfg.score.review_rank_by) == "error_risk" else "lowest label_quality"
@@ -223,8 +209,6 @@ def _record_reviewed(store: RunStore, corrections: pa.Table, dataset: pa.Table, 
 
     Rows already recorded with the same label are not repeated, so importing a file again adds nothing.
     """
-    from hardmine.review import _utc_iso
-
     known, names = set(dataset.column("id").to_pylist()), set(labels)
     old = store.read_table(REVIEWED) if store.exists(REVIEWED) else None
     have = set(zip(old.column("id").to_pylist(), old.column("label").to_pylist())) if old is not None else set()
@@ -239,13 +223,13 @@ def _record_reviewed(store: RunStore, corrections: pa.Table, dataset: pa.Table, 
     if not rows:
         return 0
     rnd = (max(old.column("round").to_pylist()) if old is not None and old.num_rows else 0) + 1
-    stamp = _utc_iso(None)
+    stamp = utc_iso(None)
     new = pa.table({
         "id": [r[0] for r in rows], "label": [r[1] for r in rows], "changed": [r[2] for r in rows],
         "round": pa.array([rnd] * len(rows), pa.int32()), "version": pa.array([version] * len(rows), pa.int32()),
         "source": [source] * len(rows), "time": [stamp] * len(rows),
     }, schema=REVIEWED_SCHEMA)
-    store.write_table(REVIEWED, pa.concat_tables([old, new]) if old is not None else new)
+    append_rows(store, REVIEWED, new)
     return len(rows)
 
 
@@ -253,13 +237,10 @@ def _record_reviewed(store: RunStore, corrections: pa.Table, dataset: pa.Table, 
 def import_corrections(cfg: Config, path: str, *, source: str | None = None, strict: bool = True, log=print) -> dict:
     """Apply a corrected CSV / Label Studio export: new dataset version + audit rows (idempotent)."""
     store = RunStore(cfg.run_dir)
-    labels = _labels(store, cfg)
+    labels = run_labels(store, cfg)
     dataset, version = current_dataset(store)
     corrections = read_corrections(path)
-    try:
-        new, audit, report = apply_corrections(dataset, corrections, labels, source_name=source or os.path.basename(path), strict=strict)
-    except ValueError as e:
-        raise DataError(str(e)) from None
+    new, audit, report = apply_corrections(dataset, corrections, labels, source_name=source or os.path.basename(path), strict=strict)
     for key in ("unknown_ids", "unknown_labels"):
         if report.get(key):
             log(f"warning: {len(report[key])} {key.replace('_', ' ')} left out: {report[key][:10]}")
@@ -269,13 +250,12 @@ def import_corrections(cfg: Config, path: str, *, source: str | None = None, str
         return {**report, "version": version}
     version += 1
     uri = write_version(store, version, new)
-    old_audit = store.read_table("review/audit.parquet") if store.exists("review/audit.parquet") else None
-    store.write_table("review/audit.parquet", pa.concat_tables([old_audit, audit]) if old_audit is not None else audit)
+    append_rows(store, AUDIT_FILE, audit)
     _record_reviewed(store, corrections, dataset, labels, audit, version, source or os.path.basename(path))
     store.update_manifest(dataset_version=version)
     log(
         f"{report['changed']} labels changed -> dataset version {version}: {uri} (the next `hardmine run` trains on it; "
-        f"`hardmine review next` retrains and exports the next batch); audit: {store.uri_of('review/audit.parquet')}"
+        f"`hardmine review next` retrains and exports the next batch); audit: {store.uri_of(AUDIT_FILE)}"
     )
     return {**report, "version": version}
 
@@ -336,6 +316,14 @@ def record_version_metrics(store: RunStore) -> dict | None:
     return merged
 
 
+def _grouped(store: RunStore, name: str, key: Callable[[dict], Any]) -> list[tuple[Any, list[dict]]]:
+    """The rows of the table ``name`` grouped by ``key(row)``, in key order."""
+    groups: dict[Any, list[dict]] = {}
+    for r in store.read_table(name).to_pylist():
+        groups.setdefault(key(r), []).append(r)
+    return sorted(groups.items())
+
+
 def review_history(store: RunStore) -> list[dict]:
     """One row per review round and pseudo-label round, oldest first, after a row for version 0.
 
@@ -344,32 +332,18 @@ def review_history(store: RunStore) -> list[dict]:
     changed), ``source``, ``time``, ``fold_ensemble`` / ``baseline`` (held-out accuracy of a run on that
     version, when one was recorded).
     """
-    from hardmine.pseudo import PSEUDO_AUDIT
-
     m = store.manifest()
     metrics = m.get("version_metrics") or {}
     rows: list[dict] = []
     if store.exists(REVIEWED):
-        t = store.read_table(REVIEWED).to_pylist()
-        by_round: dict[int, list[dict]] = {}
-        for r in t:
-            by_round.setdefault(int(r["round"]), []).append(r)
-        for rnd, rs in sorted(by_round.items()):
+        for _, rs in _grouped(store, REVIEWED, lambda r: int(r["round"])):
             rows.append({"kind": "review", "version": int(rs[0]["version"]), "rows": len(rs), "changed": sum(bool(r["changed"]) for r in rs),
                          "source": rs[0]["source"], "time": rs[0]["time"]})
-    elif store.exists("review/audit.parquet"):  # imports from before review/reviewed.parquet: changed rows only
-        t = store.read_table("review/audit.parquet").to_pylist()
-        by_time: dict[tuple, list[dict]] = {}
-        for r in t:
-            by_time.setdefault((r["time"], r["source"]), []).append(r)
-        for v, ((stamp, src), rs) in enumerate(sorted(by_time.items()), start=1):
+    elif store.exists(AUDIT_FILE):  # imports from before review/reviewed.parquet: changed rows only
+        for v, ((stamp, src), rs) in enumerate(_grouped(store, AUDIT_FILE, lambda r: (r["time"], r["source"])), start=1):
             rows.append({"kind": "review", "version": v, "rows": len(rs), "changed": len(rs), "source": src, "time": stamp})
     if store.exists(PSEUDO_AUDIT):
-        t = store.read_table(PSEUDO_AUDIT).to_pylist()
-        by_version: dict[int, list[dict]] = {}
-        for r in t:
-            by_version.setdefault(int(r["version"]), []).append(r)
-        for v, rs in sorted(by_version.items()):
+        for v, rs in _grouped(store, PSEUDO_AUDIT, lambda r: int(r["version"])):
             rows.append({"kind": "pseudo-label", "version": v, "rows": len(rs), "changed": 0, "source": rs[0]["source"], "time": rs[0]["time"]})
     if not rows and not metrics:
         return []

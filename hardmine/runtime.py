@@ -162,25 +162,43 @@ def connect(cfg: Config, log=print):
         log(f"note: the config names hub model(s) {hub} but HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE=1 is set in the "
             "environment: they must already be in the Hugging Face cache of every node")
     if not ray.is_initialized():
-        runtime_env = driver_runtime_env(env)
-        if address:
-            ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=console.verbose())
-            log(f"joined Ray cluster at {address}")
-        else:
-            ray.init(
-                num_cpus=cfg.ray.num_cpus,
-                num_gpus=cfg.ray.num_gpus,
-                include_dashboard=False,
-                runtime_env=runtime_env,
-                logging_level="WARNING",
-                log_to_driver=console.verbose(),  # workers' prints stay in Ray's session logs unless -v
-            )
-            log(f"started a local Ray cluster ({ray.cluster_resources().get('CPU', 0):g} CPUs)")
+        _init_ray(address, cfg.ray.num_cpus, cfg.ray.num_gpus, driver_runtime_env(env), log)
     import ray.data  # noqa: F401 - installs Ray Data's logging handlers, quieted next
 
     console.CONSOLE.quiet_libraries()
     check_storage(cfg.run_root)
     return ray
+
+
+def ensure_ray(log=None):
+    """For library calls without a config (e.g. :func:`hardmine.augment.pipeline.run_augment`): join the
+    running Ray (``RAY_ADDRESS``) or start a local one, quietly, unless Ray is already initialised."""
+    import ray
+
+    if not ray.is_initialized():
+        _init_ray(os.environ.get("RAY_ADDRESS"), None, None, None, log or (lambda _m: None))
+    return ray
+
+
+def _init_ray(address, num_cpus, num_gpus, runtime_env, log) -> None:
+    """The one ``ray.init`` of hardmine."""
+    import ray
+
+    from hardmine import console
+
+    if address:
+        ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=console.verbose())
+        log(f"joined Ray cluster at {address}")
+    else:
+        ray.init(
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            include_dashboard=False,
+            runtime_env=runtime_env,
+            logging_level="WARNING",
+            log_to_driver=console.verbose(),  # workers' prints stay in Ray's session logs unless -v
+        )
+        log(f"started a local Ray cluster ({ray.cluster_resources().get('CPU', 0):g} CPUs)")
 
 
 def check_storage(run_root: str) -> None:

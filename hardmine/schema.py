@@ -44,9 +44,6 @@ SCORES_CORE = [
     "label_quality",
 ]
 
-#: selection: one row per sample with the action chosen and the rule that chose it.
-ACTIONS = ("augment", "review", "drop", "relabel", "none")
-
 #: augmented variants.
 AUGMENTED = pa.schema(
     [

@@ -24,20 +24,10 @@ from hardmine.probs import (
     validate_probs,
 )
 from hardmine.schema import SCORES_CORE
+from hardmine.vocab import FILTERS, RANK_BY
 
-#: filters accepted by cleanlab.filter.find_label_issues (in-memory path)
-FILTERS = (
-    "prune_by_noise_rate",
-    "prune_by_class",
-    "both",
-    "confident_learning",
-    "predicted_neq_given",
-    "low_normalized_margin",
-    "low_self_confidence",
-)
-#: label-quality score methods (``cleanlab.rank.get_label_quality_scores(method=...)``); the
-#: chosen one fills ``label_quality`` and orders ``issue_rank`` and the review budget
-RANK_BY = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+# FILTERS: cleanlab's in-memory filters; RANK_BY: label-quality methods, the chosen one fills
+# ``label_quality`` and orders ``issue_rank`` and the review budget (vocabularies: hardmine.vocab)
 #: THE default label-quality method (library calls and ``score.rank_by`` in the config, whose
 #: default a test keeps equal to this). To be set from the detection benchmark; change it here.
 DEFAULT_RANK_BY = "self_confidence"
@@ -202,7 +192,9 @@ def label_issues(
     ``prune_by_noise_rate`` filter, ``"off_diagonal"`` fewer (higher precision, lower recall);
     the calibrated count always runs in one process (cleanlab 2.9's multi-process calibrated
     count disagrees with its single-process one). ``n_jobs=1`` by default: cleanlab's
-    multiprocessing was slower on a 2-core machine.
+    multiprocessing was slower on a 2-core machine. ``n_jobs > 1`` forks a multiprocessing pool:
+    not in a process that is connected to Ray (the forked children run Ray's signal handlers on
+    the driver's connection; in CI the next Ray call then hung), so the pipeline never does.
     """
     p, lab, _ = _checked(probs, labels)
     return _label_issues(

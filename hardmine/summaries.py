@@ -3,7 +3,7 @@
 Writers build plain dicts of these shapes (``evaluation/summary.json``: :func:`hardmine.evaluate.compare`
 and :func:`hardmine.evaluate.run_evaluate`; ``sweep/best.json``: :func:`hardmine.sweep.sweep_best`;
 ``label_quality.json``: :func:`hardmine.scoring.score_table` plus the score stage's ``detection`` and
-``signals``, :func:`hardmine.pipeline.score`).
+``signals``, :func:`hardmine.pipeline.score.score`).
 Readers go through :func:`read_evaluation_summary`, :func:`read_sweep_best` and
 :func:`read_label_quality`, which validate a loaded object against the type (pydantic) and say
 which key is missing or wrong, and which stage to re-run, instead of guessing among spellings.
@@ -16,10 +16,10 @@ from typing import Any, Literal, Optional, TypeVar, Union
 
 from typing_extensions import NotRequired, TypedDict
 
+from hardmine.vocab import LabelSet, Metric, SweepMetric
+
 # ============================================================================ evaluation/summary.json
 
-Metric = Literal["accuracy", "macro_f1", "ece"]
-LabelSet = Literal["given", "true"]
 Verdict = Literal["higher", "lower", "not distinguishable"]
 
 
@@ -190,7 +190,7 @@ class SweepConfirmation(TypedDict):
     split: Literal["test"]
     rows: int
     train_rows: int
-    metric: Literal["accuracy", "macro_f1"]
+    metric: SweepMetric
     cell: SweepCellName
     seeds: list[int]
     arms: dict[str, ArmSummary]
@@ -205,7 +205,7 @@ class SweepConfirmation(TypedDict):
 class SweepBest(TypedDict):
     """``sweep/best.json``: every cell on validation (best first), the choice, and its test confirmation."""
 
-    metric: Literal["accuracy", "macro_f1"]
+    metric: SweepMetric
     reference: Literal["baseline"]
     baseline: Optional[SweepCell]
     best: Optional[SweepCell]

@@ -10,12 +10,20 @@ of members with the out-of-fold log-loss weights, optionally applies the cross-f
 and reports recall at a budget equal to the number of injected errors for each rank_by method.
 Keys: "t<C>[c24]+f<C>/<calibration>/<rank_by>" (t10/f10 are the run's own members; "None" = tfidf alone).
 """
+import argparse
+import json
+import time
+import warnings
+
+import cleanlab.rank
+import numpy as np
+import pyarrow.parquet as pq
 from sklearn.linear_model import LogisticRegression
+
 from hardmine.oof.combine import fit_weights, combine, cross_fit_temperature
 from hardmine.oof.linear import make_vectorizer
 from hardmine.embed import embeddings_from_table
 warnings.filterwarnings("ignore")
-import argparse
 p = argparse.ArgumentParser(description=__doc__); p.add_argument("detect_json"); p.add_argument("--out", default="runs/bench/ablation.json"); args = p.parse_args()
 d = json.load(open(args.detect_json))
 out = []

@@ -115,9 +115,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from hardmine.config import deep_merge, from_dict, parse_overrides  # noqa: E402
 from hardmine.evaluate import (  # noqa: E402
     RUNS, arm_training_set, compare, evaluation_fingerprint, opt_in_sets, retrain_many, training_set_info)
-from hardmine.pipeline import Context, _augment_to_store, run_all  # noqa: E402
-from hardmine.select import select  # noqa: E402
-from hardmine.sweep import select_kwargs  # noqa: E402
+from hardmine.pipeline import Context, run_all  # noqa: E402
+from hardmine.pipeline.augment import augment_to_store  # noqa: E402
+from hardmine.select import select, select_kwargs  # noqa: E402
 
 TARGETED = ("targeted", "targeted-ambiguous", "targeted-class-aware")
 ARMS = ("baseline", "clean", "random", *TARGETED, "tfidf-logreg")
@@ -237,7 +237,7 @@ def policy_pools(cfg, store, log) -> dict:
                 gens = cfg.augment.generators if isinstance(cfg.augment.generators, str) else [dict(g) for g in cfg.augment.generators]
                 pre = preflight(store.uri_of(sel_name), store.uri_of("dataset.parquet"), gens, cfg.augment.language)
             t = time.time()
-            funnel = _augment_to_store(ctx, sel_name, pool_name, budget, cfg.seed, pre)
+            funnel = augment_to_store(ctx, sel_name, pool_name, budget, cfg.seed, pre)
             store.write_json(pool_name.replace(".parquet", ".json"), {"funnel": funnel, "seconds": time.time() - t})
         out[arm] = {"selection": {k: summ[k] for k in ("actions", "n_hard", "n_label_issues") if k in summ},
                     "funnel": store.read_json(pool_name.replace(".parquet", ".json"))["funnel"]}
@@ -286,9 +286,9 @@ def training_sets(cfg, store, seeds: int, arms, log=print) -> dict:
 def shuffled_weights(table: pa.Table, scores: pa.Table, seed: int) -> pa.Table:
     """The control of the hard_weighted arm: the same weights permuted (seeded) over the rows that are not
     label issues (those keep weight 1): as much re-weighting, none of it aimed at the hard rows."""
-    from hardmine.evaluate import _hardness_for
+    from hardmine.evaluate import hardness_for
 
-    _, issue = _hardness_for(scores, table.column("id").to_pylist())
+    _, issue = hardness_for(scores, table.column("id").to_pylist())
     w = table.column("weight").to_numpy().copy()
     free = np.flatnonzero(~issue)
     w[free] = w[np.random.default_rng([seed, 17]).permutation(free)]

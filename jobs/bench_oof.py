@@ -85,7 +85,7 @@ def sequential(train, cfg, num_labels) -> float:
     from hardmine.embed import load_encoder
     from hardmine.oof.folds import make_folds
     from hardmine.oof.loop import train_fold
-    from hardmine.oof.runner import _fold_data
+    from hardmine.oof.runner import fold_data
     from hardmine.oof.settings import train_settings
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -99,7 +99,7 @@ def sequential(train, cfg, num_labels) -> float:
     probs = np.zeros((len(y), num_labels), dtype=np.float32)
     for k in range(o.folds):
         fcfg = dict(
-            base, fold=k, data=_fold_data(shared, np.flatnonzero(fold != k), np.flatnonzero(fold == k))
+            base, fold=k, data=fold_data(shared, np.flatnonzero(fold != k), np.flatnonzero(fold == k))
         )
         probs[fold == k] = train_fold(fcfg, NoCheckpoints(), log=lambda s: None)["val_probs"]
     return float((probs.argmax(1) == y).mean())

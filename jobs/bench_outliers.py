@@ -37,8 +37,8 @@ if len(sys.argv) > 5:  # recall against exact brute force on a sample of query r
     q = np.random.default_rng(0).choice(len(x), size=int(sys.argv[5]), replace=False)
     xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     hits, exact_scores = [], []
-    from hardmine.neighbors import _knn_hnsw
-    d_h, i_h = _knn_hnsw(x, 10)
+    from hardmine.neighbors import knn_hnsw
+    d_h, i_h = knn_hnsw(x, 10)
     for s0 in range(0, len(q), 250):
         qq = q[s0:s0 + 250]
         sim = xn[qq] @ xn.T

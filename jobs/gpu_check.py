@@ -177,7 +177,7 @@ def augment_inputs(n: int = 6):
     """A handful of demo rows, all selected for augmentation: (selected, dataset) tables."""
     import pyarrow as pa
 
-    from hardmine.demo_data import generate_demo
+    from hardmine.data.demo import generate_demo
 
     demo = generate_demo(n_rows=max(100, n), seed=2)
     texts = demo.column("text").to_pylist()[:n]

@@ -14,11 +14,6 @@ from hardmine.analysis import (
     CONFUSION_PAIRS,
     DISTINCTIVE_TOKENS,
     PER_CLASS,
-    _grow_words,
-    _same_words,
-    _width,
-    _word_doc,
-    _word_tokens,
     analyze,
     distinctive_tokens,
     format_tables,
@@ -27,6 +22,9 @@ from hardmine.analysis import (
     token_sample,
     write_analysis,
 )
+from hardmine.analysis.console import text_width
+from hardmine.analysis.phrases import grow_words, same_words, word_doc, word_tokens
+from hardmine.select import hard_mask, select, top_quantile_mask
 
 NAMES = ["pos", "neg", "neutral"]
 
@@ -86,21 +84,28 @@ def test_per_class_confusion_and_length_known_answers(crafted):
     assert r["distinctive_tokens"].num_rows == 0
 
 
-def test_default_hard_set_is_the_hardness_quantile(crafted):
+def test_the_hard_set_is_the_selections(crafted):
+    """Under a p_true_max policy the analysis describes the rows the selection called hard (label issues included)."""
     scores, ds, mask = crafted
-    r = analyze(scores, ds, NAMES, hardness_quantile=0.3, top_tokens=0)
-    assert r["n_hard"] == 3 and r["hard_rule"] == "hardness_quantile=0.3"
+    selected, summary = select(scores, ds, hardness_quantile=None, p_true_max=0.35)
+    hard = hard_mask(selected, scores)
+    r = analyze(scores, ds, NAMES, hard_mask=hard, hard_rule=summary["hard_rule"], top_tokens=0)
+    assert r["n_hard"] == 3 == summary["n_hard_with_issues"] and r["hard_rule"] == "p_true<=0.35"
     assert r["hardness_threshold"] == pytest.approx(0.7)
     assert r["per_class"].column("n_hard").to_pylist() == [2, 1, 0]
+    reversed_scores = scores.take(pa.array(np.arange(10)[::-1]))  # the mask follows the ids, not the row order
+    assert (hard_mask(selected, reversed_scores) == hard[::-1]).all()
+    with pytest.raises(ValueError, match="not in the selection"):
+        hard_mask(selected.slice(0, 5), scores)
 
 
 def _rows_with(phrase: str, texts, rows, unit: str) -> int:
     """Brute-force count of ``rows`` whose text holds ``phrase`` (word mode: as a run of whole words)."""
     if unit == "word":
-        want = _word_tokens(phrase)
+        want = word_tokens(phrase)
         hits = 0
         for i in rows:
-            w = _word_tokens(texts[i].lower())
+            w = word_tokens(texts[i].lower())
             hits += any(w[k : k + len(want)] == want for k in range(len(w) - len(want) + 1))
         return hits
     return sum(phrase in " ".join(texts[i].lower().split()) for i in rows)
@@ -142,7 +147,7 @@ def test_distinctive_phrases_english_are_whole_words():
     t = distinctive_tokens(texts, labels, hard, NAMES, top_tokens=4)
     assert t.schema == DISTINCTIVE_TOKENS
     assert set(t.column("unit").to_pylist()) == {"word"} and set(t.column("versus").to_pylist()) == {"rest_of_class"}
-    vocab = {w for x in texts for w in _word_tokens(x.lower())}
+    vocab = {w for x in texts for w in word_tokens(x.lower())}
     for ph in t.column("phrase").to_pylist():  # whole lowercased words, no fragments, no padding
         assert ph == ph.strip() and all(w in vocab for w in ph.split()), ph
         assert not (len(ph.split()) == 1 and ph in ("the", "is", "a", "i", "to", "my"))  # stop-word unigrams
@@ -157,7 +162,7 @@ def test_distinctive_phrases_english_are_whole_words():
     # deduped: no phrase shares its words with a better one of the class (no "cancel", "my order" after it)
     for c in (0, 1):
         ph = _by_class(t, c)
-        assert not any(_same_words(a, b) for i, a in enumerate(ph) for b in ph[:i]), ph
+        assert not any(same_words(a, b) for i, a in enumerate(ph) for b in ph[:i]), ph
     _check_counts(t, texts, labels, hard)
     raw = distinctive_tokens(texts, labels, hard, NAMES, top_tokens=5, dedupe=False)
     raw0 = _by_class(raw, 0)
@@ -238,9 +243,9 @@ def test_distinctive_phrases_korean_words_and_contrast():
     line = next(x for x in out.splitlines() if "배송 지연" in x)
     assert "4 of 4" in line and "0 of 16" in line
     block = out.split("hard samples per class")[1].split("\n\n")[0].strip().splitlines()[1:]
-    widths = {_width(line) for line in block[:2]}
+    widths = {text_width(line) for line in block[:2]}
     assert len(widths) == 1
-    assert _width("환불") == 4
+    assert text_width("환불") == 4
 
 
 def test_text_without_spaces_falls_back_to_char_ngrams():
@@ -276,10 +281,10 @@ def test_phrase_unit_and_word_tokens():
     assert phrase_unit(["ฉันต้องการยกเลิกคำสั่งซื้อ", "สินค้ายังไม่มาถึงเลยค่ะ"]) == "char"
     assert phrase_unit(["我 想 取消 我 的 订单", "这个 商品 很 好"]) == "word"  # pre-segmented Chinese
     assert phrase_unit(["", None, "   "]) == "word"
-    assert _word_tokens("don't stop 배송 안 돼요 हिन्दी भाषा it’s") == [
+    assert word_tokens("don't stop 배송 안 돼요 हिन्दी भाषा it’s") == [
         "don't", "stop", "배송", "안", "돼요", "हिन्दी", "भाषा", "it’s"]  # combining marks stay inside words
-    assert _word_doc("Does it take long? Is it OK. 네") == ["does", "it", "take", "long", "\n", "is", "it", "ok", "\n", "네"]
-    assert _grow_words("take", [_word_doc("does it take long? is it ok")] * 3) == "does it take long"  # stops at "?"
+    assert word_doc("Does it take long? Is it OK. 네") == ["does", "it", "take", "long", "\n", "is", "it", "ok", "\n", "네"]
+    assert grow_words("take", [word_doc("does it take long? is it ok")] * 3) == "does it take long"  # stops at "?"
 
 
 def test_tfidf_score_and_min_hard_df():
@@ -348,19 +353,19 @@ def test_write_analysis_round_trip(tmp_path, crafted):
 def test_analyze_validation(crafted):
     scores, ds, mask = crafted
     with pytest.raises(ValueError, match="outside 0..1"):
-        analyze(scores, ds, ["a", "b"])
+        analyze(scores, ds, ["a", "b"], hard_mask=mask)
     with pytest.raises(ValueError, match="hard_mask"):
         analyze(scores, ds, NAMES, hard_mask=mask[:5])
     with pytest.raises(ValueError, match="ngram_range"):
-        analyze(scores, ds, NAMES, ngram_range=(3, 2))
+        analyze(scores, ds, NAMES, hard_mask=mask, ngram_range=(3, 2))
     with pytest.raises(ValueError, match="unit"):
-        analyze(scores, ds, NAMES, unit="bpe")
+        analyze(scores, ds, NAMES, hard_mask=mask, unit="bpe")
     with pytest.raises(ValueError, match="top_pairs"):
-        analyze(scores, ds, NAMES, top_pairs=-1)
-    with pytest.raises(ValueError, match="hardness_quantile"):
-        analyze(scores, ds, NAMES, hardness_quantile=0)
+        analyze(scores, ds, NAMES, hard_mask=mask, top_pairs=-1)
+    with pytest.raises(ValueError, match="hard_mask"):
+        analyze(scores, ds, NAMES, hard_mask=mask.astype(int))
     with pytest.raises(ValueError, match="no text"):
-        analyze(scores, ds.slice(0, 3), NAMES)
+        analyze(scores, ds.slice(0, 3), NAMES, hard_mask=mask)
 
 
 # --------------------------------------------------------------------------- plots
@@ -379,7 +384,7 @@ def _png_ok(path, min_bytes=5000):
 def test_plots_small(tmp_path, crafted):
     scores, ds, mask = crafted
     r = analyze(scores, ds, NAMES, hard_mask=mask, top_tokens=0)
-    p1 = plots.hardness_histogram(scores, NAMES, tmp_path / "hist.png")
+    p1 = plots.hardness_histogram(scores, NAMES, tmp_path / "hist.png", hard_mask=mask)
     p2 = plots.hard_per_class(r["per_class"], tmp_path / "sub" / "per_class.png")
     p3 = plots.confusion_heatmap(r["confusion_pairs"], NAMES, tmp_path / "conf.png")
     p4 = plots.confusion_heatmap(scores, NAMES, tmp_path / "conf_scores.png", hard_mask=mask)
@@ -392,7 +397,7 @@ def test_plots_small(tmp_path, crafted):
     with pytest.raises(ValueError, match="n_hard"):
         plots.hard_per_class(pa.table({"class": [0]}), tmp_path / "bad.png")
     with pytest.raises(ValueError, match="top_n"):
-        plots.hardness_histogram(scores, NAMES, tmp_path / "bad.png", top_n=0)
+        plots.hardness_histogram(scores, NAMES, tmp_path / "bad.png", hard_mask=mask, top_n=0)
     assert not (tmp_path / "bad.png").exists()
 
 
@@ -404,11 +409,12 @@ def test_plots_many_classes_and_korean_names(tmp_path):
     preds = np.where(hardness > 0.4, (labels + rng.integers(1, 3, n)) % k, labels)
     names = [f"의도_{i}" if i % 2 else f"intent_{i}" for i in range(k)]
     scores, ds = make(labels, preds, hardness, ["텍스트 " + str(i % 7) for i in range(n)])
-    r = analyze(scores, ds, names, top_tokens=2)
+    hard = top_quantile_mask(hardness, 0.2, scores.column("id").to_pylist())
+    r = analyze(scores, ds, names, hard_mask=hard, top_tokens=2)
     assert r["per_class"].num_rows == k
-    img = _png_ok(plots.hardness_histogram(scores, names, tmp_path / "h.png", top_n=8))
+    img = _png_ok(plots.hardness_histogram(scores, names, tmp_path / "h.png", hard_mask=hard, top_n=8))
     _png_ok(plots.hard_per_class(r["per_class"], tmp_path / "b.png", top_n=30))
-    heat = _png_ok(plots.confusion_heatmap(scores, names, tmp_path / "c.png", top_n=15))
+    heat = _png_ok(plots.confusion_heatmap(scores, names, tmp_path / "c.png", hard_mask=hard, top_n=15))
     assert heat.shape[0] < 2000 and img.shape[1] < 2000  # bounded by top_n, not K
     # names the installed fonts cannot draw (no CJK font) fall back to the class id
     assert plots._name(names, 1) == ("의도_1" if plots._drawable("의도") else "#1")

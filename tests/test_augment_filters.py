@@ -197,11 +197,6 @@ def test_near_duplicate_reasons_train_then_variants():
     assert r2.tolist() == ["near_duplicate_variant"]
 
 
-def test_first_reason_keeps_earliest():
-    r = F.first_reason(3, [("a", [True, False, False]), ("b", [True, True, False])])
-    assert r.tolist() == ["a", "b", None]
-
-
 # --------------------------------------------------------------------------- apply_filters on a batch
 
 

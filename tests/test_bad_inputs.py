@@ -449,7 +449,8 @@ def test_a_few_unreadable_texts_get_a_named_warning(tmp_path, capsys):
 def test_oof_table_missing_rows_is_refused_by_score(tmp_path):
     from hardmine.config import load_config
     from hardmine.data import DataError
-    from hardmine.pipeline import Context, score
+    from hardmine.pipeline import Context
+    from hardmine.pipeline.score import score
     from hardmine.store import RunStore
 
     n, names = 30, ["a", "b", "c"]

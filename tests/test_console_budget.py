@@ -90,3 +90,16 @@ def test_demo_job_fits_the_console_budget(tmp_path):
     assert not noise, noise
     assert len(lines) <= 120, f"{len(lines)} lines:\n{text}"
     assert "summary of" in text and ("best arm:" in text or "no arm beats the baseline" in text) and "look at:" in text
+    # every artifact the report reads -- the JSON summaries (label_quality, analysis, evaluation,
+    # sweep) and the manifest's stage summaries -- was written by the real stages: the report
+    # renders every section from them, strictly (a section it cannot read would raise)
+    from hardmine.report import NOT_RUN, build_report
+    from hardmine.report.run import RunArtifacts
+    from hardmine.store import RunStore
+
+    store = RunStore(str(tmp_path / "runs" / "demo"))
+    page = build_report(store, strict=True)
+    assert NOT_RUN not in page and "could not be rendered" not in page
+    run = RunArtifacts(store)
+    for name in ("label_quality.json", "analysis/analysis.json", "evaluation/summary.json", "sweep/best.json"):
+        assert run.json(name) is not None, name

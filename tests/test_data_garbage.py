@@ -381,7 +381,8 @@ def test_drop_empty_leaving_nothing():
 
 
 def _prepare(tmp_path, **data):
-    from hardmine.pipeline import Context, prepare
+    from hardmine.pipeline import Context
+    from hardmine.pipeline.prepare import prepare
     from hardmine.store import RunStore
 
     c = from_dict({"name": "g", "run_root": str(tmp_path / "runs"), "data": data})
@@ -456,7 +457,8 @@ def test_read_truth_standalone_keeps_the_documented_format(tmp_path):
 
 def test_prepare_reads_the_demo_and_its_truth(tmp_path):
     """The demo's CSV (every cell quoted by pyarrow) and truth (true/false flags) pass every check."""
-    from hardmine.pipeline import Context, prepare
+    from hardmine.pipeline import Context
+    from hardmine.pipeline.prepare import prepare
     from hardmine.store import RunStore
 
     c = from_dict({"name": "demo", "run_root": str(tmp_path), "data": {"demo": {"n_rows": 400}, "test_size": 0.25}, "oof": {"folds": 3}})

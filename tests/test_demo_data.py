@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.csv as pacsv
 import pytest
 
-from hardmine.demo_data import AMBIGUOUS_PAIRS, CLASSES, generate_demo, write_demo
+from hardmine.data.demo import AMBIGUOUS_PAIRS, CLASSES, generate_demo, write_demo
 
 
 @pytest.fixture(scope="module")

@@ -351,7 +351,8 @@ def test_prepare_demo_keeps_heldout_truth_apart(tmp_path):
     """The demo's held-out rows carry injected flips; their truth goes to test_truth.parquet (read by evaluate only)."""
     from hardmine.config import load_config
     from hardmine.evaluate import heldout_labels
-    from hardmine.pipeline import Context, prepare
+    from hardmine.pipeline import Context
+    from hardmine.pipeline.prepare import prepare
     from hardmine.store import RunStore
 
     cfg = load_config(None, ["data.demo.n_rows=600", "data.test_size=0.25", "oof.folds=3"],

@@ -5,7 +5,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hardmine.config import DEFAULT_ARMS, ConfigError, from_dict
+from hardmine.config import ConfigError, from_dict
+from hardmine.vocab import DEFAULT_ARMS
 from hardmine.oof.settings import (
     fold_training,
     hardness_weights,
@@ -360,7 +361,8 @@ def test_evaluation_fingerprint_includes_train():
 
 
 def test_report_describes_the_new_arms():
-    from hardmine.report import _SKIP, _adversarial_line, _hard_weighted_line
+    from hardmine.report.html import SKIP as _SKIP
+    from hardmine.report.sections.evaluation import adversarial_line as _adversarial_line, hard_weighted_line as _hard_weighted_line
 
     assert _hard_weighted_line(None) is _SKIP and _adversarial_line(None) is _SKIP
     line = _hard_weighted_line({"hard_weighting": "upweight", "hard_weight_cap": 3.0, "n_upweighted": 17, "n_label_issues": 2})

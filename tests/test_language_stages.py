@@ -9,7 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hardmine.config import from_dict
-from hardmine.pipeline import Context, augment, select_stage
+from hardmine.pipeline import Context
+from hardmine.pipeline.augment import augment
+from hardmine.pipeline.select import select_stage
 from hardmine.store import RunStore
 from tests.test_language import NSMC
 

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hardmine.plots import _data_map_inputs, data_map, data_map_png
+from hardmine.plots import data_map, data_map_inputs, data_map_png
 from hardmine.scoring import score_table
 from hardmine.select import data_map_regions
 
@@ -55,11 +55,11 @@ def test_data_map_writes_a_png_with_and_without_regions(tmp_path):
 
 def test_data_map_subsamples_deterministically():
     scores = _scores(n=500)
-    a = _data_map_inputs(scores, None, 100)
-    b = _data_map_inputs(scores.take(pa.array(np.arange(500)[::-1])), None, 100)  # same rows, reversed
+    a = data_map_inputs(scores, None, 100)
+    b = data_map_inputs(scores.take(pa.array(np.arange(500)[::-1])), None, 100)  # same rows, reversed
     assert a["n"] == 500 and a["shown"] == 100
     assert sorted(a["conf"].tolist()) == sorted(b["conf"].tolist())  # chosen by id hash, not by position
-    full = _data_map_inputs(scores, _regions(scores), 100)
+    full = data_map_inputs(scores, _regions(scores), 100)
     # region boundaries come from every row, not the subsample
     reg = _regions(scores)
     assert full["ambiguous_min_variability"] == pytest.approx(scores.column("dyn_variability").to_numpy()[reg == "ambiguous"].min())

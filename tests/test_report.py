@@ -15,7 +15,7 @@ from hardmine.analysis import analyze, write_analysis
 from hardmine.plots import confusion_heatmap, hard_per_class, hardness_histogram
 from hardmine.schema import AUGMENTED
 from hardmine.scoring import detection_metrics, score_table
-from hardmine.select import select
+from hardmine.select import hard_mask, select
 from hardmine.store import RunStore
 
 NAMES = ["billing", "배송 문의", "<b>account</b>"]
@@ -153,11 +153,12 @@ def full_run(tmp_path_factory):
                                                  "is_noisy": pa.array(is_noisy)}))
     selected, sel_summary = select(scores, ds, hardness_quantile=0.2)
     store.write_table("selected.parquet", selected)
-    result = analyze(scores, ds, NAMES, hardness_quantile=0.2, top_pairs=5, top_tokens=3)
+    hard = hard_mask(selected, scores)
+    result = analyze(scores, ds, NAMES, hard_mask=hard, hard_rule=sel_summary["hard_rule"], top_pairs=5, top_tokens=3)
     write_analysis(result, store.path("analysis"))
-    hardness_histogram(scores, NAMES, store.path("plots/hardness_histogram.png"))
+    hardness_histogram(scores, NAMES, store.path("plots/hardness_histogram.png"), hard_mask=hard)
     hard_per_class(result["per_class"], store.path("plots/hard_per_class.png"))
-    confusion_heatmap(scores, NAMES, store.path("plots/confusion_hard.png"))
+    confusion_heatmap(scores, NAMES, store.path("plots/confusion_hard.png"), hard_mask=hard)
     store.mark("score", "done", summary={"label_issues": int(scores.column("is_label_issue").to_numpy().sum())})
     store.mark("select", "done", summary={"actions": sel_summary["actions"], "n_hard": sel_summary["n_hard"],
                                           "hardness_threshold": sel_summary["hardness_threshold"]})
@@ -397,7 +398,9 @@ def signal_run(tmp_path_factory):
     duplicate (two rows of different classes with the same text) and the logreg dual model."""
     from hardmine.config import from_dict
     from hardmine.embed import embeddings_table
-    from hardmine.pipeline import Context, score, select_stage
+    from hardmine.pipeline import Context
+    from hardmine.pipeline.score import score
+    from hardmine.pipeline.select import select_stage
 
     root = tmp_path_factory.mktemp("signals")
     cfg = from_dict({"name": "sig", "run_root": str(root), "data": {"path": "data.csv"}, "oof": {"folds": 3},
@@ -471,7 +474,7 @@ def test_signal_sections_render_the_score_stage_signals(signal_run):
     assert m["importances"][top_feature] > 0 and m["model"] in dual and f"<td>{top_feature}</td>" in dual
     # the table is ordered by importance (label_quality.json itself is stored with sorted keys)
     assert [dual.index(f"<td>{f}</td>") for f in by_value] == sorted(dual.index(f"<td>{f}</td>") for f in by_value)
-    assert f"{m['base_rate'] * 100:.1f}%" in dual and f"<dd>{'undefined' if m['auc'] is None else R._fmt(m['auc'])}</dd>" in dual
+    assert f"{m['base_rate'] * 100:.1f}%" in dual and f"<dd>{'undefined' if m['auc'] is None else R.html.fmt(m['auc'])}</dd>" in dual
     scores = store.read_table("scores.parquet")
     risk = scores.column("error_risk").to_numpy()
     top_id = scores.column("id").to_pylist()[int(np.argmax(risk))]
@@ -519,3 +522,19 @@ def test_signal_sections_not_run_yet(tmp_path):
     for anchor in ("data-map", "outliers", "dual-model"):
         assert R.NOT_RUN in _section(page, anchor), anchor
     assert "hardmine select CONFIG" in _section(page, "data-map")
+
+
+def test_every_json_the_report_reads_is_a_declared_stage_output():
+    """The report reads JSON only from files a stage declares it writes (hardmine.pipeline.STAGES), and each
+    one the fixture above holds came from that stage's own writer (score_table, analyze + write_analysis,
+    evaluate.compare, the sweep's sweep_best); the whole real demo run is rendered strictly in
+    tests/test_console_budget.py::test_demo_job_fits_the_console_budget (slow)."""
+    from pathlib import Path
+
+    from hardmine.pipeline import STAGES
+
+    src = "\n".join(p.read_text() for p in Path(R.__file__).parent.rglob("*.py"))
+    reads = set(re.findall(r'\.json\("([^"]+\.json)"\)', src))
+    declared = {o.path for stage in STAGES for o in stage.writes}
+    assert reads and reads <= declared, reads - declared
+    assert reads == {"label_quality.json", "analysis/analysis.json", "evaluation/summary.json", "sweep/best.json"}

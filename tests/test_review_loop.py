@@ -192,7 +192,7 @@ def test_record_version_metrics_keeps_accuracy_per_version(tmp_path):
 
 def test_reviewed_arm_compares_reviewed_labels_with_version_0(loop, monkeypatch, capsys):
     """The reviewed arm: the newest labels against version 0's on the same rows; a set equal to the baseline's is not retrained."""
-    import hardmine.evaluate as E
+    import hardmine.evaluate.stage as E
 
     store, cfg_path, flipped = loop
     assert cli.main(["prepare", cfg_path]) == 0

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hardmine.schema import ACTIONS
+from hardmine.vocab import ACTIONS
 from hardmine.select import SELECTION, max_prob, select, top_quantile_mask
 
 

@@ -12,8 +12,6 @@ from hypothesis import strategies as st
 from hardmine.config import ConfigError, from_dict
 from hardmine.scoring import score_table, training_dynamics
 from hardmine.select import (
-    CLASS_BUDGETS,
-    POLICIES,
     SELECTION,
     allocate,
     class_weights,
@@ -21,6 +19,7 @@ from hardmine.select import (
     per_class_f1,
     select,
 )
+from hardmine.vocab import CLASS_BUDGETS, POLICIES
 
 
 def table(rows: list[dict], *, epochs: list[list[float]] | None = None) -> tuple[pa.Table, pa.Table]:

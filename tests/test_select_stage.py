@@ -7,7 +7,8 @@ import pytest
 
 from hardmine.config import from_dict
 from hardmine.data import DataError
-from hardmine.pipeline import Context, select_stage
+from hardmine.pipeline import Context
+from hardmine.pipeline.select import select_stage
 from hardmine.store import RunStore
 
 

@@ -184,7 +184,7 @@ def test_pseudo_label_needs_a_pool(run, capsys):
 
 
 def test_self_training_set_never_holds_heldout_rows(run, tmp_path, monkeypatch):
-    import hardmine.evaluate as E
+    import hardmine.evaluate.stage as E
     import hardmine.runtime
     from hardmine.config import load_config
 

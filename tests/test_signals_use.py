@@ -115,7 +115,8 @@ def test_knn_k_above_the_training_rows_fails_before_training(tmp_path):
     import pandas as pd
 
     from hardmine.data import DataError
-    from hardmine.pipeline import Context, prepare
+    from hardmine.pipeline import Context
+    from hardmine.pipeline.prepare import prepare
     from hardmine.store import RunStore
 
     path = tmp_path / "d.csv"

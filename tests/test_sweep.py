@@ -174,6 +174,7 @@ def test_sweep_chooses_on_validation_and_reads_the_test_split_only_to_confirm(ra
     their variants; the confirmation then retrains the chosen cell on every training row and reads
     the test split (and its truth) once."""
     import hardmine.sweep as sw
+    import hardmine.sweep.stage as sweep_stage
 
     cfg, store, pool = run
     order: list[tuple[str, str]] = []
@@ -190,7 +191,7 @@ def test_sweep_chooses_on_validation_and_reads_the_test_split_only_to_confirm(ra
         phase["now"] = "confirming"
         return real_confirm(cfg_, store_, chosen, **kw)
 
-    monkeypatch.setattr(sw, "confirm_on_test", confirm)
+    monkeypatch.setattr(sweep_stage, "confirm_on_test", confirm)  # where run_sweep looks it up
     table = sw.run_sweep(cfg, store, pool, lambda s: None, resume=False, out="sweep_leak")
     assert "chosen" in seen, "the confirmation did not run"
     assert not set(seen["reads_before"]) & set(TEST_ARTIFACTS), seen["reads_before"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -298,7 +298,6 @@ def minhash_signatures(
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
     k = np.minimum(lens, ngram)  # shingle width per text
     n_sh = np.where(lens > 0, lens - k + 1, 0)
-    owner = np.repeat(np.arange(n), n_sh)
     pos = np.arange(int(n_sh.sum())) - np.repeat(np.cumsum(n_sh) - n_sh, n_sh) + np.repeat(starts, n_sh)
     width = np.repeat(k, n_sh)
     h = np.zeros(len(pos), dtype=np.uint64)
@@ -451,15 +450,6 @@ class NearDupIndex:
             if good and not dup[i]:
                 dup[j] = True
         return dup
-
-
-def first_reason(n: int, checks: Iterable[tuple[str, np.ndarray]]) -> np.ndarray:
-    """Combine (reason, reject mask) pairs in order: the first reason that applies per row."""
-    out = np.full(n, None, dtype=object)
-    for reason, mask in checks:
-        take = np.asarray(mask, dtype=bool) & (out == None)  # noqa: E711
-        out[take] = reason
-    return out
 
 
 # --------------------------------------------------------------------------- batch application

@@ -419,7 +419,7 @@ def processor_config(spec: dict, *, model: str | None = None, resources: dict | 
     """The ``vLLMEngineProcessorConfig`` of a spec (``should_continue_on_error=True``).
 
     ``resources`` (the augmentation plan's entry for this generator, see
-    :func:`hardmine.augment.pipeline.plan_resources`) gives the chat-template and tokenizer
+    :func:`hardmine.augment.plan.plan_resources`) gives the chat-template and tokenizer
     stages their CPUs and pool size (``stage_cpus``, ``stage_workers``); without it they get
     :data:`VLLM_STAGE_CPUS` and up to ``workers`` actors. The detokenize stage is off: the
     engine already returns the text (``SamplingParams.detokenize``). ``num_gpus`` (0 to 1) is

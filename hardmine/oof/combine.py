@@ -23,7 +23,7 @@ def log_loss(probs: np.ndarray, y: np.ndarray) -> float:
 
 def member_metrics(probs: np.ndarray, y: np.ndarray, ece_bins: int = 15) -> dict[str, float]:
     """Accuracy, log-loss and ECE (``ece_bins`` equal-width confidence bins) of (n, K) probabilities."""
-    from hardmine.evaluate import metrics
+    from hardmine.stats import metrics
 
     m = metrics(np.asarray(y, dtype=np.int64), probs, int(np.asarray(probs).shape[1]), ece_bins)
     return {"accuracy": m["accuracy"], "log_loss": log_loss(probs, y), "ece": m["ece"]}

@@ -13,13 +13,13 @@ import os
 import shutil
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
+from hardmine.faults import fold_fault
 from hardmine.oof.models import Head, autocast_dtype, heldout_probs, load_finetune
 from hardmine.runtime import torch_device
 
@@ -40,19 +40,6 @@ class Checkpoints(Protocol):
 def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
-
-
-def _maybe_crash(cfg: dict, epoch: int, step: int, n_steps: int) -> None:
-    """Test-only fault injection: kill this worker process once, mid-epoch."""
-    fault = cfg.get("fault")
-    if not fault or fault["fold"] != cfg["fold"] or fault["epoch"] != epoch or step != n_steps // 2:
-        return
-    marker = Path(cfg["fault_marker"])
-    if marker.exists():
-        return
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(f"crashed fold {cfg['fold']} epoch {epoch} step {step} pid {os.getpid()}\n")
-    os._exit(17)
 
 
 class _Backbone:
@@ -353,7 +340,7 @@ def train_fold(
         bb.model.train()
         total_loss = 0.0
         for step in range(steps_per_epoch):
-            _maybe_crash(cfg, epoch, step, steps_per_epoch)
+            fold_fault(cfg, epoch, step, steps_per_epoch)
             _set_threads(threads)
             idx = perm[step * bb.batch_size() : (step + 1) * bb.batch_size()]
             xb = [train_x[i] for i in idx] if cfg["backbone"] == "finetune" else np.asarray(train_x)[idx]
@@ -426,11 +413,11 @@ class DirCheckpoints:
     """Checkpoints as ``epoch-NNNN`` folders under a directory (plain Ray tasks; local or URI)."""
 
     def __init__(self, root: str):
-        from hardmine.store import split_uri
+        from hardmine.store import RunStore
 
         self.uri = root
-        self.fs, self.root = split_uri(root)
-        self.fs.create_dir(self.root, recursive=True)
+        self.store = RunStore(root)  # writes each checkpoint atomically
+        self.fs, self.root = self.store.fs, self.store.root
         self._local = tempfile.mkdtemp(prefix="hardmine-restore-")
 
     def _epochs(self) -> list[str]:
@@ -452,16 +439,7 @@ class DirCheckpoints:
         return dst
 
     def save(self, local_dir: str, metrics: dict) -> None:
-        import pyarrow.fs as pafs
-
-        name = f"epoch-{metrics['epoch']:04d}"
-        tmp = f"{self.root}/.tmp-{name}"
-        self.fs.create_dir(tmp, recursive=True)
-        pafs.copy_files(local_dir, tmp, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs)
-        final = f"{self.root}/{name}"
-        if self.fs.get_file_info(final).type != pafs.FileType.NotFound:
-            self.fs.delete_dir(final)
-        self.fs.move(tmp, final)
+        self.store.put_dir(local_dir, f"epoch-{metrics['epoch']:04d}")
         for old in self._epochs()[:-2]:  # keep the two newest
             self.fs.delete_dir(old)
 

@@ -126,7 +126,7 @@ def cached_embeddings(cfg: Config, ids: list[str], texts: list[str], log=print, 
 # ----------------------------------------------------------------------------- fold workers
 
 
-def _fold_data(shared: dict, train_idx: np.ndarray, val_idx: np.ndarray) -> dict:
+def fold_data(shared: dict, train_idx: np.ndarray, val_idx: np.ndarray) -> dict:
     x = shared["x"]
     take = (lambda idx: [x[i] for i in idx]) if isinstance(x, list) else (lambda idx: x[idx])
     return {
@@ -142,7 +142,7 @@ def _trainer_loop(config: dict) -> None:
     """``train_loop_per_worker`` of a fold's TorchTrainer."""
     cfg = dict(config)
     shared = ray.get(cfg.pop("shared_ref"))
-    cfg["data"] = _fold_data(shared, cfg.pop("train_idx"), cfg.pop("val_idx"))
+    cfg["data"] = fold_data(shared, cfg.pop("train_idx"), cfg.pop("val_idx"))
     train_fold(cfg, TrainCheckpoints(), threads=ElasticThreads.from_config(cfg))
 
 
@@ -247,7 +247,7 @@ def _fit_fold_task(cfg: dict, shared: dict, ckpt_uri: str, store_uri: str, dest:
     torch.set_num_threads(max(1, int(cfg.get("threads") or 1)))
     cfg = dict(cfg)
     cfg.pop("shared_ref", None)
-    cfg["data"] = _fold_data(shared, cfg.pop("train_idx"), cfg.pop("val_idx"))
+    cfg["data"] = fold_data(shared, cfg.pop("train_idx"), cfg.pop("val_idx"))
     ckpts = DirCheckpoints(ckpt_uri)
     train_fold(cfg, ckpts, threads=ElasticThreads.from_config(cfg))
     latest = ckpts.latest()

@@ -55,7 +55,7 @@ SAMPLING = {"max_tokens": 16, "temperature": 0.9, "top_p": 0.95}
 def corpus_texts() -> list[str]:
     """Text to train the tiny tokenizer on: hardmine's own prompts and demo rows."""
     from hardmine.augment import vllm_gen as V
-    from hardmine.demo_data import generate_demo
+    from hardmine.data.demo import generate_demo
 
     texts = [V.PARAPHRASE_SYSTEM, V.PARAPHRASE_USER, V.TRANSLATE_SYSTEM, V.TRANSLATE_USER]
     texts += list(V.LANGUAGE_NAMES.values())
@@ -101,7 +101,7 @@ def demo_inputs(n: int, *, long_every: int = 0, long_chars: int = 4000, seed: in
     refuses it and the row becomes an error row."""
     import pyarrow as pa
 
-    from hardmine.demo_data import generate_demo
+    from hardmine.data.demo import generate_demo
 
     demo = generate_demo(n_rows=max(200, n), seed=seed)
     texts = demo.column("text").to_pylist()[:n]
