@@ -39,7 +39,14 @@ def prepare(ctx: Context) -> dict[str, Any]:
 
 def fingerprint_parts(ctx: Context) -> list[str]:
     """The data config (:func:`data_hash`), the inputs' content (:func:`data_inputs`), the number of folds."""
-    return [data_hash(ctx.cfg), repr(sorted(data_inputs(ctx.cfg, ctx.store).items())), str(ctx.cfg.oof.folds)]
+    return [data_hash(ctx.cfg), repr(sorted(_inputs(ctx).items())), str(ctx.cfg.oof.folds)]
+
+
+def _inputs(ctx: Context) -> dict[str, str]:
+    """:func:`data_inputs` once per run of the stage: the fingerprint and the manifest's ``inputs`` share it."""
+    if "prepare_inputs" not in ctx.memo:
+        ctx.memo["prepare_inputs"] = data_inputs(ctx.cfg, ctx.store)
+    return ctx.memo["prepare_inputs"]
 
 
 def data_hash(cfg: Config) -> str:
@@ -118,7 +125,7 @@ def _prepare(ctx: Context, version: int) -> dict[str, Any]:
     store.update_manifest(
         labels=labels,
         dropped_ids=loaded.dropped_ids,
-        inputs=data_inputs(cfg, store),
+        inputs=_inputs(ctx),
         test_fingerprint=fingerprint_path(store.path("test.parquet")) if test is not None else None,
     )
     ctx.log(f"dataset: {table.num_rows} training rows, {len(labels)} classes" + (f", {test.num_rows} held-out" if test is not None else ""))

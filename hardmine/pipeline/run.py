@@ -3,7 +3,7 @@ one stage with resume (:func:`run_stage`), and every stage in order (:func:`run_
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from hardmine.pipeline.stages import STAGES, Stage, stage_named
@@ -18,6 +18,8 @@ class Context:
     cfg: Config
     store: RunStore
     log: Callable[[str], None] = print
+    #: what a stage's fingerprint computed and its body reuses (prepare's input hashes: files are hashed once)
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint(self, stage: str) -> str:
         fp = self.store.stage_fingerprint(stage)
