@@ -17,6 +17,12 @@
         --finetune-seeds 5 --finetune-epochs 3 --finetune-arms baseline,hard_weighted,adversarial \
         --run-root runs/bench/lift_hard_work --out runs/bench/lift_mined.json
 
+    # OHEM and self_training with the finetune backbone on banking77 (baseline reused from the run above):
+    python jobs/bench_lift.py --banking77 ../shared/data/banking77 --sizes 20 --arms baseline --finetune-sizes 20 \
+        --finetune-datasets banking77 --finetune-seeds 5 --finetune-epochs 3 \
+        --finetune-arms baseline,hard_weighted-ohem,self_training \
+        --run-root runs/bench/lift_hard_work --out runs/bench/lift_mined_ft.json
+
 Settings: each dataset at full size and at N training examples per class (seeded subsets drawn
 once with seed 0; the test split is untouched and never read by mining). For each setting the
 hardmine pipeline runs with its defaults up to the augment stage (OOF ensemble tfidf + frozen
@@ -40,6 +46,9 @@ the test split:
   normalised to mean 1; ``cap`` is ``train.hard_weight_cap`` (3 unless ``--set``);
 - ``hard_weighted-oversample`` (opt-in): the same weights as repeat counts (``oversample``: each
   row ``floor(w)`` times plus one more with probability ``w - floor(w)``, drawn per seed);
+- ``hard_weighted-ohem`` (opt-in; torch-trained backbones): the baseline rows, each batch back-propagating only its
+  ``train.ohem_keep`` highest-loss share (label issues never picked): evaluate's hard_weighted arm under
+  ``train.hard_weighting: ohem``, trained in a pass of its own;
 - ``hard_weighted-shuffled`` (opt-in control): ``hard_weighted``'s weights permuted per seed over
   the rows that are not label issues -- as much re-weighting, not aimed at the hard rows.
 
@@ -53,7 +62,9 @@ the test split:
 is always trained). With only baseline / tfidf-logreg / hard_weighted arms the pipeline runs up to
 the score stage only (no selection, no augmentation). Each arm selection records its retrains in
 its own file (``bench/runs_frozen_s{seeds}[_{arms}].parquet``), with the upstream stages'
-fingerprints: a re-run reuses it only when those still match.
+fingerprints: a re-run reuses it only when those still match. The ``baseline`` runs another selection recorded with
+the same backbone recipe and seeds on the same prepare/oof/holdout/score fingerprints are reused too (its training rows
+and recipe do not depend on the arms beside it); the JSON names the file (``baseline_reused_from``).
 
 Augmented rows per arm: ``aug_ratio`` x training rows (``--aug-ratio`` full size, 0.1 by
 default as evaluate's; ``--aug-ratio-small`` at N per class, 0.5 by default).
@@ -81,6 +92,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--banking77", help="folder with train.csv and test.csv (text,category)")
@@ -92,7 +104,7 @@ parser.add_argument("--seeds", type=int, default=5, help="retrains per arm, froz
 parser.add_argument("--arms", default=None,
                     help="comma list of arms retrained with the frozen backbone (default: baseline,clean,random,targeted,"
                     "targeted-ambiguous,targeted-class-aware,tfidf-logreg; opt-in: hard_weighted,hard_weighted-oversample,"
-                    "hard_weighted-shuffled); "
+                    "hard_weighted-shuffled,hard_weighted-ohem,self_training); "
                     "baseline is always added")
 parser.add_argument("--finetune-sizes", default="20,10", help="sizes also retrained with the finetune backbone ('' = none)")
 parser.add_argument("--finetune-datasets", default="banking77,clinc150")
@@ -123,7 +135,10 @@ TARGETED = ("targeted", "targeted-ambiguous", "targeted-class-aware")
 ARMS = ("baseline", "clean", "random", *TARGETED, "tfidf-logreg")
 # hard-example emphasis (issue 17): the baseline rows, evaluate's hard_weighted arm with train.hard_weighting = value
 # hard_weighted-shuffled: the control -- hard_weighted's weights shuffled over the rows that are not label issues
-HARD = {"hard_weighted": "upweight", "hard_weighted-oversample": "oversample", "hard_weighted-shuffled": "upweight"}
+HARD = {"hard_weighted": "upweight", "hard_weighted-oversample": "oversample", "hard_weighted-shuffled": "upweight",
+        "hard_weighted-ohem": "ohem"}
+# the hard arms whose loop mode differs from hard_weighted's upweight: trained in their own pass (see retrain)
+LOOP_MODE = {"hard_weighted-ohem": "ohem"}
 # issue 17's other arms: evaluate's adversarial (the baseline rows, FGM; finetune only) and self_training (the baseline
 # rows + pseudo-labelled rows of the pool: at N per class, the rest of the training split with its labels hidden)
 OPT_IN = ("adversarial", "self_training")
@@ -360,16 +375,58 @@ def retrain(cfg, store, backbone: str, seeds: int, log) -> pa.Table:
     sets = training_sets(c, store, seeds, arms, log)
     ds, test = store.read_table("dataset.parquet"), store.read_table("test.parquet")
     t = time.time()
-    log(f"  {backbone}: retraining {len(sets)} models ({len(sets) // seeds} arms x {seeds} seeds)")
+    prefix = name[: name.index(f"_s{seeds}") + len(f"_s{seeds}")] + (f"_e{args.finetune_epochs}_lr{args.finetune_lr:g}" if backbone == "finetune" else "")
+    base_up = {k: v for k, v in need_up.items() if k in ("prepare", "oof", "holdout", "score")}
+    reused, reused_from = recorded_baseline(store, prefix, name, base_up) if "baseline" in arms else (None, None)
+    todo = {k: v for k, v in sets.items() if not (reused is not None and k[0] == "baseline")}
+    if reused is not None:
+        log(f"  {backbone}: baseline reused from {reused_from} (same recipe, seeds and upstream stages)")
+    log(f"  {backbone}: retraining {len(todo)} models ({len(todo) // seeds} arms x {seeds} seeds)")
     tag = "" if default else "-" + "-".join(a.replace("-", "") for a in arms if a != "tfidf-logreg")
-    runs = retrain_many(c, store, sets, ds, test, len(store.manifest()["labels"]),
-                        fingerprint=f"bench-{backbone}{tag}-{evaluation_fingerprint(c, store)}", log=log)
+    parts = [] if reused is None else [reused]
+    plain = {k: v for k, v in todo.items() if k[0] not in LOOP_MODE}
+    if plain:
+        parts.append(retrain_many(c, store, plain, ds, test, len(store.manifest()["labels"]),
+                                  fingerprint=f"bench-{backbone}{tag}-{evaluation_fingerprint(c, store)}", log=log))
+    for arm, mode in LOOP_MODE.items():  # evaluate's hard_weighted arm under another train.hard_weighting, renamed back
+        own = {("hard_weighted", s): v for (a, s), v in todo.items() if a == arm}
+        if own:
+            cm = c.model_copy(deep=True)
+            cm.train.hard_weighting = mode
+            got = retrain_many(cm, store, own, ds, test, len(store.manifest()["labels"]),
+                               fingerprint=f"bench-{backbone}{tag}-{arm}-{evaluation_fingerprint(cm, store)}", log=log)
+            i = got.schema.get_field_index("arm")
+            parts.append(got.set_column(i, got.schema.field(i), pa.array([arm] * got.num_rows, got.schema.field(i).type)))
+    runs = pa.concat_tables(parts)
     if "tfidf-logreg" in arms or default:  # the default selections always carried the reference (finetune's too)
         runs = pa.concat_tables([runs, tfidf_logreg_runs(store, seeds)])
     store.write_table(name, runs)
     store.write_json(name.replace(".parquet", ".json"), {"seconds": time.time() - t, "file": name, "arms": list(arms), "upstream": need_up,
+                                                         **({"baseline_reused_from": reused_from} if reused is not None else {}),
                                                          "training_sets": {k[0]: training_set_info(v) for k, v in sets.items() if k[1] == 0}})
     return runs, store.read_json(name.replace(".parquet", ".json"))
+
+
+def recorded_baseline(store, prefix: str, name: str, up: dict) -> tuple[pa.Table | None, str | None]:
+    """The baseline runs another arm selection recorded with the same backbone recipe and seeds (``prefix``) on the same
+    prepare/oof/holdout/score fingerprints: its training rows and recipe do not depend on the arms beside it, so it is
+    reused rather than trained again (minutes per model with finetune on CPU)."""
+    folder = Path(store.path("bench"))
+    stem = Path(prefix).name
+    for meta in sorted(folder.glob(stem + "*.json")) if folder.is_dir() else []:
+        other = f"bench/{meta.stem}.parquet"
+        if meta.stem != stem and not meta.stem.startswith(stem + "_"):
+            continue
+        rec = json.loads(meta.read_text())
+        if other == name or "baseline" not in rec.get("arms", ()) or not store.exists(other):
+            continue
+        if {k: (rec.get("upstream") or {}).get(k) for k in up} != up:
+            continue
+        runs = store.read_table(other)
+        base = runs.filter(pc.equal(runs.column("arm"), "baseline"))
+        if base.num_rows:
+            return base, other
+    return None, None
 
 
 def summarize(runs: pa.Table, store, cfg) -> dict:
