@@ -5,6 +5,7 @@ type it is given) with a message that names what is wrong, where, and the fix.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -46,14 +47,9 @@ def duplicate_ids(ids: Sequence[str]) -> list[str]:
 
 def require_unique_ids(ids: Sequence[str], what: str, *, error: type[Exception] = ValueError) -> None:
     """Every id of ``what`` appears once."""
-    seen: set = set()
-    dup = []
-    for i in ids:
-        if i in seen:
-            dup.append(i)
-        seen.add(i)
+    dup = sorted(i for i, n in Counter(ids).items() if n > 1)
     if dup:
-        raise error(f"{what} has duplicate ids: {first(sorted(set(dup)))}; ids must be unique")
+        raise error(f"{what} has duplicate ids: {first(dup)}; ids must be unique")
 
 
 def check_fraction(name: str, value: Any, *, low_open: bool = False) -> None:
@@ -98,10 +94,13 @@ def float_column(table: pa.Table, name: str, what: str, fix: str) -> np.ndarray:
     return arr
 
 
-def check_int(name: str, value: Any, minimum: int) -> None:
-    """``value`` is an integer (not a bool) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` is an integer (not a bool) of at least ``minimum``; returned as a Python int."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return int(value)
 
 
 def check_choice(name: str, value: Any, valid: tuple[str, ...]) -> None:

@@ -194,19 +194,19 @@ def _dispatch(args) -> int:
     check_run_root(cfg)  # before the log directory is made inside it
     console.CONSOLE.attach(_log_dir(cfg))
     if args.command == "review":
-        from hardmine import review_cmd
+        from hardmine.review import commands
 
         if args.review_command == "export":
-            review_cmd.export(cfg, queue=args.queue, fmt=args.fmt, strategy=args.strategy,
-                              batch_size=args.batch_size, unlabelled=args.unlabelled, limit=args.limit,
-                              budget=args.budget, rank_by=args.rank_by)
+            commands.export(cfg, queue=args.queue, fmt=args.fmt, strategy=args.strategy,
+                            batch_size=args.batch_size, unlabelled=args.unlabelled, limit=args.limit,
+                            budget=args.budget, rank_by=args.rank_by)
         elif args.review_command == "next":
-            review_cmd.next_batch(cfg, fmt=args.fmt, limit=args.limit, budget=args.budget, rank_by=args.rank_by, log=console.say)
+            commands.next_batch(cfg, fmt=args.fmt, limit=args.limit, budget=args.budget, rank_by=args.rank_by, log=console.say)
         else:
-            review_cmd.import_corrections(cfg, args.corrections, source=args.source, strict=args.strict)
+            commands.import_corrections(cfg, args.corrections, source=args.source, strict=args.strict)
         return 0
     if args.command == "pseudo-label":
-        from hardmine.pseudo import pseudo_label
+        from hardmine.review.pseudo import pseudo_label
 
         pseudo_label(cfg, unlabelled=args.unlabelled, log=console.say)
         return 0

@@ -50,7 +50,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hardmine.augment.filters import band_keys, estimate_jaccard, lsh_params, minhash_signatures, normalize_text
+from hardmine.augment.filters import normalize_text
+from hardmine.augment.neardup import band_keys, estimate_jaccard, lsh_params, minhash_signatures
+from hardmine.checks import check_int
 from hardmine.probs import MAX_ROWS_NAMED, check_label_array
 
 #: distance metrics accepted by :func:`knn_scores`
@@ -77,14 +79,6 @@ def _rows(mask_or_idx: np.ndarray) -> str:
     idx = np.flatnonzero(mask_or_idx) if mask_or_idx.dtype == bool else np.asarray(mask_or_idx)
     more = f", first {MAX_ROWS_NAMED} shown" if len(idx) > MAX_ROWS_NAMED else ""
     return f"rows {idx[:MAX_ROWS_NAMED].tolist()} ({len(idx)} in total{more})"
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-    return int(value)
 
 
 def _check_embeddings(embeddings: Any) -> np.ndarray:
@@ -124,7 +118,7 @@ def _check_labels(labels: Any, n: int) -> np.ndarray:
 def _check_k(k: Any, n: int) -> int:
     if n < 2:
         raise ValueError(f"kNN scores need at least 2 rows (each row's neighbours are the other rows); got {n}")
-    k = _check_int(k, "k", 1)
+    k = check_int("k", k, 1)
     if k > n - 1:
         raise ValueError(
             f"k={k} is larger than the dataset allows: it has {n} rows, so a row has at most {n - 1} "
@@ -163,7 +157,7 @@ def knn_scores(
         raise ValueError(f"index must be one of {list(INDEXES)}; got {index!r}")
     if index == "hnsw" and metric != "cosine":
         raise ValueError("index='hnsw' supports metric='cosine' only: use index='exact' for euclidean")
-    batch_size = _check_int(batch_size, "batch_size", 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     return _knn_scores(x, lab, k, metric, batch_size, index)
 
 
@@ -358,8 +352,8 @@ def duplicate_groups(
                 f"duplicates only; got {near_threshold!r}"
             )
         near_threshold = float(near_threshold)
-    num_perm = _check_int(num_perm, "num_perm", 8)
-    seed = _check_int(seed, "seed", 0)
+    num_perm = check_int("num_perm", num_perm, 8)
+    seed = check_int("seed", seed, 0)
     return _duplicate_groups(texts, lab, near_threshold, num_perm, seed)
 
 

@@ -1,6 +1,6 @@
 """PNG plots of the hard set (matplotlib Agg, no display, no pyplot global state).
 
-Each function writes one PNG atomically (:func:`hardmine.analysis.atomic_write`) and returns its path.
+Each function writes one PNG atomically (:func:`hardmine.store.atomic_file`) and returns its path.
 The hard set drawn is the selection's (``hard_mask``: :func:`hardmine.select.hard_mask`), whatever its policy.
 Many classes (e.g. 77) are handled by showing the top classes and folding the rest into "other".
 :func:`style`, :func:`figure`, :func:`png_bytes` and :func:`short` are the building blocks the
@@ -16,12 +16,11 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 
-from hardmine.analysis.files import atomic_write
-from hardmine.checks import float_column, int_column
+from hardmine.checks import check_int, float_column, int_column
 from hardmine.select.inputs import dynamics, score_ids
 from hardmine.select.order import tiebreak_keys
-from hardmine.checks import check_int
 from hardmine.select.table import check_mask
+from hardmine.store import atomic_file
 from hardmine.vocab import REGIONS
 
 #: fonts tried first when installed, so Korean/CJK class names render (DejaVu Sans is the fallback).
@@ -89,7 +88,9 @@ def png_bytes(fig) -> bytes:
 
 
 def _save(fig, path) -> str:
-    return atomic_write(path, lambda tmp: _savefig(fig, tmp))
+    with atomic_file(path) as tmp:
+        _savefig(fig, tmp)
+    return str(path)
 
 
 def _name(label_names, c: int) -> str:

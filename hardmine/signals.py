@@ -70,11 +70,12 @@ def _embeddings(cfg: Config, store, ids: list[str], texts: list[str], log: Calla
         from hardmine.evaluate import embeddings_by_id
 
         return embeddings_by_id(store, "embeddings.parquet", ids, "training"), "oof frozen member"
-    from hardmine.evaluate import embed_cached
+    from hardmine import embeddings
+    from hardmine.oof.settings import oof_max_length
     from hardmine.runtime import connect
 
     connect(cfg, log)
-    return embed_cached(cfg, store, texts, log), f"embedded with {cfg.oof.model}"
+    return embeddings.cached_embeddings(cfg, texts, max_length=oof_max_length(store), log=log), f"embedded with {cfg.oof.model}"
 
 
 def format_signals(sig: dict) -> str:

@@ -128,6 +128,7 @@ from hardmine.config import deep_merge, from_dict, parse_overrides  # noqa: E402
 from hardmine.evaluate import (  # noqa: E402
     RUNS, arm_training_set, compare, evaluation_fingerprint, opt_in_sets, retrain_many, training_set_info)
 from hardmine.pipeline import Context, run_all  # noqa: E402
+from hardmine.pipeline.stages import stages_through  # noqa: E402
 from hardmine.pipeline.augment import augment_to_store  # noqa: E402
 from hardmine.select import select, select_kwargs  # noqa: E402
 
@@ -348,7 +349,7 @@ def arm_list(spec: str | None, default, *, backbone: str = "finetune", pool: boo
 def upstream(store) -> dict:
     """Fingerprints of the stages a retrain reads (a recorded retrain is reused only while they match)."""
     stages = store.manifest().get("stages", {})
-    return {k: stages[k].get("fingerprint") for k in ("prepare", "oof", "holdout", "score", "select", "augment") if k in stages}
+    return {k: stages[k].get("fingerprint") for k in stages_through("augment") if k in stages}
 
 
 def retrain(cfg, store, backbone: str, seeds: int, log) -> pa.Table:
@@ -358,8 +359,7 @@ def retrain(cfg, store, backbone: str, seeds: int, log) -> pa.Table:
     default = arms == arm_list(None, ARMS if backbone == "frozen" else arm_list(FINETUNE_ARMS, ()), backbone=backbone)
     name = (f"bench/runs_{backbone}_s{seeds}" + (f"_e{args.finetune_epochs}_lr{args.finetune_lr:g}" if backbone == "finetune" else "")
             + ("" if default else "_" + "+".join(arms)) + ".parquet")
-    need_up = {k: v for k, v in upstream(store).items() if k in (("prepare", "oof", "holdout", "score") if not set(arms) & set(NEEDS_AUGMENT) else
-                                                                 ("prepare", "oof", "holdout", "score", "select", "augment"))}
+    need_up = {k: v for k, v in upstream(store).items() if k in stages_through("augment" if set(arms) & set(NEEDS_AUGMENT) else "score")}
     if store.exists(name):
         meta = store.read_json(name.replace(".parquet", ".json"))
         rec = meta.get("upstream")
@@ -376,7 +376,7 @@ def retrain(cfg, store, backbone: str, seeds: int, log) -> pa.Table:
     ds, test = store.read_table("dataset.parquet"), store.read_table("test.parquet")
     t = time.time()
     prefix = name[: name.index(f"_s{seeds}") + len(f"_s{seeds}")] + (f"_e{args.finetune_epochs}_lr{args.finetune_lr:g}" if backbone == "finetune" else "")
-    base_up = {k: v for k, v in need_up.items() if k in ("prepare", "oof", "holdout", "score")}
+    base_up = {k: v for k, v in need_up.items() if k in stages_through("score")}
     reused, reused_from = recorded_baseline(store, prefix, name, base_up) if "baseline" in arms else (None, None)
     todo = {k: v for k, v in sets.items() if not (reused is not None and k[0] == "baseline")}
     if reused is not None:

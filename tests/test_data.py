@@ -1,5 +1,3 @@
-import json
-
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq

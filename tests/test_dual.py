@@ -14,13 +14,12 @@ from threadpoolctl import threadpool_limits
 from hardmine.dual import (
     FEATURES,
     MODELS,
-    _fold_indices,
-    _make_model,
     error_risk_table,
     error_target,
     fit_error_risk,
     meta_features,
 )
+from hardmine.dual.model import fold_indices, make_model
 from hardmine.scoring import DYNAMICS_COLUMNS, score_table
 
 
@@ -81,13 +80,13 @@ def noise():
 def in_sample(noise):
     """The same model fitted on every row of the noise data (it memorises them)."""
     X, y, _ = noise
-    return _make_model("gbdt", 0).fit(X, y)
+    return make_model("gbdt", 0).fit(X, y)
 
 
 def test_fold_indices_partition_every_row_once():
     rng = np.random.default_rng(0)
     y = rng.random(N_NOISE) < 0.3
-    fold = _fold_indices(y, 5, 0)
+    fold = fold_indices(y, 5, 0)
     assert fold.dtype == np.int32 and fold.shape == (N_NOISE,)
     assert set(np.unique(fold).tolist()) == {0, 1, 2, 3, 4}  # no row left at -1
     skf = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
@@ -98,14 +97,14 @@ def test_fold_indices_partition_every_row_once():
         seen[test] += 1
         assert abs(y[test].mean() - y.mean()) < 0.02  # stratified
     assert (seen == 1).all()
-    assert not np.array_equal(fold, _fold_indices(y, 5, 1))  # the seed shuffles
+    assert not np.array_equal(fold, fold_indices(y, 5, 1))  # the seed shuffles
 
 
 def test_noise_gives_chance_auc_out_of_fold_but_memorised_in_sample(noise, in_sample):
     X, y, res = noise
     assert 0.35 < res["auc"] < 0.65, res["auc"]
     assert roc_auc_score(y, in_sample.predict_proba(X)[:, 1]) > 0.9  # the same model memorises
-    np.testing.assert_array_equal(res["fold"], _fold_indices(y, 5, 0))
+    np.testing.assert_array_equal(res["fold"], fold_indices(y, 5, 0))
     assert res["error_risk"].dtype == np.float32 and res["error_risk"].shape == (N_NOISE,)
     assert res["fold"].dtype == np.int32
     assert res["folds"] == 5 and res["model"] == "gbdt" and res["note"] is None
@@ -117,7 +116,7 @@ def test_each_fold_risk_comes_from_a_model_that_never_saw_it(noise, in_sample):
     X, y, res = noise
     f = 2
     held = res["fold"] == f
-    excluded = _make_model("gbdt", 0).fit(X[~held], y[~held])
+    excluded = make_model("gbdt", 0).fit(X[~held], y[~held])
     np.testing.assert_allclose(res["error_risk"][held], excluded.predict_proba(X[held])[:, 1], rtol=1e-5, atol=1e-6)
     # a model that did see these rows scores them very differently (it memorised them)
     assert roc_auc_score(y[held], in_sample.predict_proba(X[held])[:, 1]) > 0.9

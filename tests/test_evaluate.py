@@ -513,14 +513,12 @@ def test_run_evaluate_arms_on_ray(ray_local, mined_run):
     )
     for a, e2, acc2 in zip(again.column("arm").to_pylist(), again.column("ece").to_pylist(), again.column("accuracy").to_pylist()):
         assert e2 == pytest.approx(ece[(a, 0)], abs=1e-12)
-    # augmented texts were embedded once and cached by text
-    assert any(n.startswith("text_embeddings-") for n in _ls(store, "cache"))
+    # augmented texts were embedded once and cached by text, in the one shared cache
+    from hardmine.embeddings import cache_folder, cache_store, read_cache
+    from hardmine.oof.settings import oof_max_length
 
-
-def _ls(store, sub):
-    import pyarrow.fs as pafs
-
-    return [i.base_name for i in store.fs.get_file_info(pafs.FileSelector(store.path(sub)))]
+    known, _ = read_cache(cache_store(cfg), cache_folder(cfg, oof_max_length(store)))
+    assert set(pool.column("text").to_pylist()) & set(known)
 
 
 @pytest.mark.slow

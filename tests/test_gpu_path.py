@@ -18,7 +18,7 @@ import torch
 from hardmine import runtime as R
 from hardmine.augment import vllm_gen as V
 from hardmine.config import ConfigError, RayConfig, from_dict
-from hardmine.oof.runner import ResourceError, check_resources, concurrent_runs, fold_cpus
+from hardmine.oof.resources import ResourceError, check_resources, concurrent_runs, fold_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = {"data": {"demo": {"n_rows": 200}}}

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-from hardmine.config import load_config
 from hardmine.pipeline import run_all
 from tests.helpers import make_rows, tiny_bert_dir, write_csv
 
@@ -84,7 +83,7 @@ def test_oof_frozen_end_to_end_and_resume(ray_local, tmp_path, csv_path, tiny_mo
 
 
 def test_fold_cpus_share_the_cluster_in_whole_cpus(ray_local):
-    from hardmine.oof.runner import fold_cpus, fold_threads
+    from hardmine.oof.resources import fold_cpus, fold_threads
 
     # the fixture's cluster is one node with 2 CPUs
     assert fold_cpus(None, 5) == 1.0  # never a fractional share unless asked
@@ -96,7 +95,7 @@ def test_fold_cpus_share_the_cluster_in_whole_cpus(ray_local):
 
 
 def test_concurrent_runs_counts_what_the_nodes_hold(ray_local):
-    from hardmine.oof.runner import concurrent_runs
+    from hardmine.oof.resources import concurrent_runs
 
     assert concurrent_runs(1.0) == 2
     assert concurrent_runs(0.4) == 5
@@ -109,7 +108,7 @@ def test_in_threads_keeps_order_respects_the_limit_and_fails_fast():
     import threading
     import time
 
-    from hardmine.oof.runner import in_threads
+    from hardmine.oof.resources import in_threads
 
     lock, running, peak = threading.Lock(), [0], [0]
 
@@ -144,7 +143,7 @@ def test_elastic_threads_borrow_only_cpus_nobody_holds(ray_local):
 
     @ray.remote(num_cpus=1)
     def threads_seen(want: int) -> int:
-        from hardmine.oof.runner import ElasticThreads
+        from hardmine.oof.resources import ElasticThreads
 
         et = ElasticThreads(1.0, every_s=0.0)
         deadline = time.time() + 20  # the scheduler's view reaches the GCS within a second or so
@@ -169,7 +168,7 @@ def test_elastic_threads_borrow_only_cpus_nobody_holds(ray_local):
 
 
 def test_elastic_threads_off_by_config_or_on_gpu():
-    from hardmine.oof.runner import ElasticThreads
+    from hardmine.oof.resources import ElasticThreads
 
     assert ElasticThreads.from_config({"elastic_threads": False, "threads": 1, "cpus": 1.0}) is None
     assert ElasticThreads.from_config({"elastic_threads": True, "threads": 1, "cpus": 1.0, "gpus": 0.5}) is None

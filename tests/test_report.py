@@ -381,7 +381,10 @@ def test_write_report_needs_a_run_dir(tmp_path):
         R.write_report(str(tmp_path / "nope"))
     assert not (tmp_path / "nope").exists()
     _early_run(tmp_path / "ok")
-    assert R.main([str(tmp_path / "ok")]) == 0
+    from hardmine.cli import main
+
+    assert main(["report", str(tmp_path / "ok")]) == 0  # the one report command line: `hardmine report RUN_DIR`
+    assert main(["report", str(tmp_path / "nope")]) == 2
     assert (tmp_path / "ok" / "report.html").stat().st_size > 1000
     assert not [p for p in (tmp_path / "ok").iterdir() if p.name.startswith(".tmp")]
 

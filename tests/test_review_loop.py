@@ -31,18 +31,18 @@ def _rows(n_per_class: int, prefix: str, seed: int) -> list[dict]:
             for label, words in CLASSES.items() for i in range(n_per_class)]
 
 
-def _fake_embed(cfg, store, texts, log=print):
+def _fake_embed(cfg, texts, *, max_length=None, log=print):
     return np.stack([np.frombuffer(hashlib.sha256(str(t).encode()).digest(), dtype=np.uint8)[:8].astype(np.float32) for t in texts])
 
 
 @pytest.fixture
 def no_ray(monkeypatch):
     """The score stage's kNN embeddings without Ray (the pipeline code paths are otherwise real)."""
-    import hardmine.evaluate
+    import hardmine.embeddings
     import hardmine.runtime
 
     monkeypatch.setattr(hardmine.runtime, "connect", lambda cfg, log=print: None)
-    monkeypatch.setattr(hardmine.evaluate, "embed_cached", _fake_embed)
+    monkeypatch.setattr(hardmine.embeddings, "cached_embeddings", _fake_embed)
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def _updated(store) -> dict[str, str]:
 
 
 def test_two_review_rounds_end_to_end(loop, capsys, tmp_path):
-    from hardmine.review_cmd import review_history
+    from hardmine.review.versions import review_history
 
     store, cfg, flipped = loop
     assert cli.main(["score", cfg]) == 0
@@ -170,7 +170,7 @@ def test_two_review_rounds_end_to_end(loop, capsys, tmp_path):
 
 
 def test_record_version_metrics_keeps_accuracy_per_version(tmp_path):
-    from hardmine.review_cmd import record_version_metrics, review_history
+    from hardmine.review.versions import record_version_metrics, review_history
 
     store = RunStore(str(tmp_path / "r"))
     for v, acc in ((0, 0.70), (1, 0.75)):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from hardmine import cli
-from hardmine.pseudo import class_caps, select_pseudo
+from hardmine.review.pseudo import class_caps, select_pseudo
 from hardmine.store import RunStore
 
 NAMES = ["a", "b", "c"]

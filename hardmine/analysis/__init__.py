@@ -9,15 +9,15 @@ functions over the scores and dataset tables; results are pyarrow tables plus JS
 Modules: :mod:`~hardmine.analysis.hard_cases` (:func:`analyze`, per class, confusion pairs, lengths),
 :mod:`~hardmine.analysis.tokens` (distinctive phrases), :mod:`~hardmine.analysis.phrases` (words and
 phrase growing), :mod:`~hardmine.analysis.console` (text tables) and :mod:`~hardmine.analysis.files`
-(analysis/ on disk, :func:`atomic_write`).
+(analysis/ on disk).
 """
 from hardmine.analysis.console import format_tables, render_table
-from hardmine.analysis.files import atomic_write, to_jsonable, write_analysis
+from hardmine.analysis.files import to_jsonable, write_analysis
 from hardmine.analysis.hard_cases import CONFUSION_PAIRS, PER_CLASS, analyze, length_stats
 from hardmine.analysis.phrases import phrase_unit
 from hardmine.analysis.tokens import DISTINCTIVE_TOKENS, distinctive_tokens, token_sample
 
 __all__ = [
-    "CONFUSION_PAIRS", "DISTINCTIVE_TOKENS", "PER_CLASS", "analyze", "atomic_write", "distinctive_tokens",
+    "CONFUSION_PAIRS", "DISTINCTIVE_TOKENS", "PER_CLASS", "analyze", "distinctive_tokens",
     "format_tables", "length_stats", "phrase_unit", "render_table", "to_jsonable", "token_sample", "write_analysis",
 ]

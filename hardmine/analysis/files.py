@@ -1,25 +1,15 @@
-"""The analysis on disk (analysis/: one parquet file per table and analysis.json), and
-:func:`atomic_write`, which the plots use too."""
+"""The analysis on disk (analysis/: one parquet file per table and analysis.json), each file
+written atomically (:func:`hardmine.store.atomic_file`)."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hardmine.store import atomic_file
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> str:
-    """Create the local file ``path`` atomically (:func:`hardmine.store.atomic_file`): ``write(tmp)``
-    fills a temp file beside it, which then replaces ``path``; on any error ``path`` is untouched.
-    Returns ``str(path)``."""
-    with atomic_file(path) as tmp:
-        write(tmp)
-    return str(path)
 
 
 def to_jsonable(result: dict) -> dict:
@@ -34,12 +24,11 @@ def write_analysis(result: dict, out_dir: str | os.PathLike) -> dict[str, str]:
     paths: dict[str, str] = {}
     for name, value in result.items():
         if isinstance(value, pa.Table):  # per_class, confusion_pairs, distinctive_tokens (and any table a caller added)
-            paths[name] = atomic_write(out / f"{name}.parquet", lambda tmp, v=value: pq.write_table(v, tmp))
+            with atomic_file(out / f"{name}.parquet") as tmp:
+                pq.write_table(value, tmp)
+            paths[name] = str(out / f"{name}.parquet")
     text = json.dumps(to_jsonable(result), ensure_ascii=False, indent=2, allow_nan=False)
-
-    def write_json(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    paths["analysis"] = atomic_write(out / "analysis.json", write_json)
+    with atomic_file(out / "analysis.json") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    paths["analysis"] = str(out / "analysis.json")
     return paths

@@ -1,6 +1,8 @@
 """Augmentation of hard samples: generators, filters and the Ray Data pipeline.
 
-Pure pieces (importable without Ray or vLLM): :mod:`.generators`, :mod:`.filters`,
+Pure pieces (importable without Ray or vLLM): :mod:`.generators` (with :mod:`.variants`,
+:mod:`.eda`, :mod:`.offline_bt`), :mod:`.filters` (with :mod:`.scripts`, :mod:`.semantic`,
+:mod:`.neardup`),
 :mod:`.language` (language detection, generators per language, refusals),
 :mod:`.explain` (why a selection left nothing to augment),
 :mod:`.vllm_gen` (prompt and row functions; vLLM only when a processor is built).

@@ -12,8 +12,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hardmine.augment import filters as F
-from hardmine.augment.generators import make_generator, variant_counts, variant_id
+from hardmine.augment.generators import make_generator
+from hardmine.augment.neardup import NearDupIndex, minhash_signatures, near_duplicate_reasons
+from hardmine.augment.semantic import resolve_similarity_model
 from hardmine.augment.sources import dataset_batches
+from hardmine.augment.variants import variant_counts, variant_id
 from hardmine.faults import crash_once
 
 #: columns of a variant row between stages (``source_text`` is dropped at write time).
@@ -97,7 +100,7 @@ class AugmentWorker:
             from hardmine.embed import load_encoder
 
             cfg = filters["similarity"]
-            self.encoder = load_encoder(F.resolve_similarity_model(cfg["model"], language), max_length=int(cfg["max_length"]))
+            self.encoder = load_encoder(resolve_similarity_model(cfg["model"], language), max_length=int(cfg["max_length"]))
         self.predict = predictor_factory() if "consistency" in filters else None
 
     def _generate(self, batch: pa.Table) -> pa.Table:
@@ -135,16 +138,16 @@ class NearDupWorker:
     def __init__(self, *, cfg: dict, train: Any = None):
         self.cfg = cfg
         k, t = int(cfg["num_perm"]), float(cfg["threshold"])
-        self.variants = F.NearDupIndex(t, k)
+        self.variants = NearDupIndex(t, k)
         self.train = None
         if cfg.get("against_train", True) and train is not None:
             import ray
 
             if isinstance(train, list):  # [ObjectRef of a pa.Table]
                 train = ray.get(train[0])
-            self.train = F.NearDupIndex(t, k)
+            self.train = NearDupIndex(t, k)
             for b in dataset_batches(train, ["text"], batch_rows=20_000):
-                self.train.add(F.minhash_signatures(b.column(0).to_pylist(), num_perm=k, ngram=int(cfg["ngram"]), seed=int(cfg["seed"])))
+                self.train.add(minhash_signatures(b.column(0).to_pylist(), num_perm=k, ngram=int(cfg["ngram"]), seed=int(cfg["seed"])))
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         k = int(self.cfg["num_perm"])
@@ -153,7 +156,7 @@ class NearDupWorker:
         if kept.any():
             flat = batch["_minhash"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
             sig[kept] = flat.reshape(-1, k)
-        reasons = F.near_duplicate_reasons(sig, kept, self.train, self.variants)
+        reasons = near_duplicate_reasons(sig, kept, self.train, self.variants)
         hit = reasons != None  # noqa: E711
         old = np.asarray(batch["reject_reason"].to_pylist(), dtype=object)
         old[hit] = reasons[hit]

@@ -78,7 +78,7 @@ def language_name(code: str) -> str:
 def script_shares(texts: Sequence[str | None]) -> dict[str, float]:
     """Letters per script as a share of each text's letters, averaged over the texts that have
     letters (so long texts do not outvote short ones); ``{}`` when no text has a letter."""
-    from hardmine.augment.filters import SCRIPTS, script_counts
+    from hardmine.augment.scripts import SCRIPTS, script_counts
 
     texts = [t for t in texts if t]
     if not texts:
@@ -105,7 +105,7 @@ def stopword_shares(texts: Sequence[str | None]) -> dict[str, float]:
 
 def detect_language_details(texts: Sequence[str | None]) -> dict[str, Any]:
     """:func:`detect_language` with its evidence: ``{"language", "texts", "scripts", "stopwords"}``."""
-    from hardmine.augment.filters import dominant_script
+    from hardmine.augment.scripts import dominant_script
 
     texts = [t for t in texts if t]
     shares = script_shares(texts)

@@ -35,7 +35,8 @@ import pyarrow.parquet as pq
 from hardmine.augment import filters as F
 from hardmine.augment import language as L
 from hardmine.augment.actors import AugmentWorker, NearDupWorker, PredictorFactory, add_counts, select_sources
-from hardmine.augment.generators import build_vocab, plan_budget
+from hardmine.augment.eda import build_vocab
+from hardmine.augment.variants import plan_budget
 from hardmine.augment.plan import check_generators, plan_resources
 from hardmine.augment.sources import augment_ids, dataset_info, sample_texts, vocab_from_path
 from hardmine.schema import AUGMENTED

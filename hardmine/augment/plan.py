@@ -5,7 +5,8 @@ actor pools sized to the cluster. The budget per generator is
 from __future__ import annotations
 
 from hardmine.augment import language as L
-from hardmine.augment.generators import GENERATOR_TYPES, method_name
+from hardmine.augment.generators import GENERATOR_TYPES
+from hardmine.augment.variants import method_name
 
 
 def check_generators(generators: list[dict]) -> list[dict]:

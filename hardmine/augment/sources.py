@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hardmine.augment.generators import build_vocab
+from hardmine.augment.eda import build_vocab
 from hardmine.vocab import ACTIONS
 
 

@@ -33,7 +33,7 @@ import importlib.util
 import re
 from typing import Any
 
-from hardmine.augment.generators import stable_hash64, variant_id
+from hardmine.augment.variants import stable_hash64, variant_id
 
 LANGUAGE_NAMES = {
     "en": "English", "ko": "Korean", "ja": "Japanese", "zh": "Chinese", "pt": "Portuguese",

@@ -14,7 +14,7 @@ Arms (the training sets compared; every arm is scored on the same held-out rows)
 - ``adversarial``     (opt-in) the baseline rows trained with FGM on the word embeddings
                       (``train.fgm_epsilon``; finetune only).
 - ``self_training``   (opt-in) baseline + the pool rows (``data.unlabelled_path``) the fold models
-                      pseudo-label under ``pseudo.*`` (:mod:`hardmine.pseudo`); pool ids on the
+                      pseudo-label under ``pseudo.*`` (:mod:`hardmine.review.pseudo`); pool ids on the
                       training or held-out split are refused, pool texts equal to a held-out text left out;
 - ``reviewed``        (opt-in) the rows as prepared (version 0) with the labels of the newest reviewed
                       dataset version, trained beside ``before_review`` (the same rows, version 0's
@@ -53,7 +53,7 @@ from hardmine.evaluate.arms import (
     training_set_info,
 )
 from hardmine.evaluate.compare import RUNS, compare, heldout_labels
-from hardmine.evaluate.features import assemble, embed_cached, embeddings_by_id, set_indices
+from hardmine.evaluate.features import assemble, embeddings_by_id, set_indices
 from hardmine.evaluate.format import format_summary
 from hardmine.evaluate.opt_in import opt_in_sets
 from hardmine.evaluate.retrain import MemoryCheckpoints, retrain_many
@@ -63,7 +63,7 @@ from hardmine.vocab import BEFORE_REVIEW, HARD_ARM_MODES, REVIEW_AS
 
 __all__ = [
     "BEFORE_REVIEW", "HARD_ARM_MODES", "REVIEW_AS", "RUNS", "MemoryCheckpoints", "arm_train_settings", "arm_training_set",
-    "assemble", "compare", "embed_cached", "embeddings_by_id", "evaluation_fingerprint", "format_summary",
+    "assemble", "compare", "embeddings_by_id", "evaluation_fingerprint", "format_summary",
     "hard_weighted_mode", "hardness_for", "heldout_labels", "interval", "metrics", "opt_in_sets", "retrain_many",
     "run_evaluate", "set_indices", "spread_order", "training_set_info",
 ]

@@ -1,11 +1,10 @@
-"""Model inputs of the retrains: frozen-backbone embeddings (the per-run text cache :func:`embed_cached`,
-the stage outputs looked up by id :func:`embeddings_by_id`) or texts, shared once per evaluation or
+"""Model inputs of the retrains: frozen-backbone embeddings (the stage outputs looked up by id
+:func:`embeddings_by_id`, else the shared text cache :func:`hardmine.embeddings.cached_embeddings`) or texts, shared once per evaluation or
 sweep (:func:`training_features`, :func:`build_features`), and a training set's rows in them
 (:func:`set_indices`, :func:`assemble`).
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -13,50 +12,8 @@ import pyarrow as pa
 
 from hardmine.checks import first
 from hardmine.config import Config
+from hardmine.embeddings import cached_embeddings
 from hardmine.oof.settings import oof_max_length
-
-
-def embed_cached(cfg: Config, store, texts: Sequence[str], log: Callable[[str], None] = print) -> np.ndarray:
-    """Frozen-backbone embeddings of ``texts``, each distinct text embedded once per run.
-
-    The cache is ``cache/text_embeddings-<model>.parquet`` (text, emb) in the run directory,
-    shared by evaluate and sweep; missing texts are embedded with Ray Data (``embed_texts``).
-    """
-    from hardmine.embed import embeddings_from_table
-    from hardmine.store import fingerprint_bytes
-
-    o = cfg.oof
-    max_length = oof_max_length(store) or (o.max_length if isinstance(o.max_length, int) else 128)
-    name = f"cache/text_embeddings-{fingerprint_bytes(o.model, str(max_length))}.parquet"
-    texts = [str(t) for t in texts]
-    uniq = list(dict.fromkeys(texts))
-    known: dict[str, int] = {}
-    emb = np.zeros((0, 0), dtype=np.float32)
-    if store.exists(name):
-        cached = store.read_table(name)
-        emb = embeddings_from_table(cached)
-        known = {t: i for i, t in enumerate(cached.column("text").to_pylist())}
-    missing = [t for t in uniq if t not in known]
-    if missing:
-        from hardmine.oof.runner import embed_texts
-
-        t0 = time.time()
-        new = embed_texts(
-            [f"t{i}" for i in range(len(missing))], missing, o.model, max_length=max_length,
-            batch_size=o.embed_batch_size, actors=o.embed_actors, gpus=min(o.gpus_per_fold, 1.0),
-        )
-        log(f"embedded {len(missing)} new texts in {time.time() - t0:.1f}s ({len(uniq) - len(missing)} cached)")
-        emb = new if emb.size == 0 else np.concatenate([emb, new])
-        for t in missing:
-            known[t] = len(known)
-        all_texts = [None] * len(known)
-        for t, i in known.items():
-            all_texts[i] = t
-        col = pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(emb, np.float32).reshape(-1)), emb.shape[1])
-        store.write_table(name, pa.table({"text": pa.array(all_texts, pa.string()), "emb": col}))
-    if not texts:
-        return np.zeros((0, emb.shape[1] if emb.ndim == 2 else 0), dtype=np.float32)
-    return emb[np.fromiter((known[t] for t in texts), dtype=np.int64, count=len(texts))]
 
 
 def embeddings_by_id(store, name: str, ids: list[str], what: str) -> np.ndarray:
@@ -78,7 +35,7 @@ def row_inputs(cfg: Config, store, table: pa.Table, name: str, what: str, log: C
         return table.column("text").to_pylist()
     if store.exists(name):
         return embeddings_by_id(store, name, table.column("id").to_pylist(), what)
-    return embed_cached(cfg, store, table.column("text").to_pylist(), log)
+    return cached_embeddings(cfg, table.column("text").to_pylist(), max_length=oof_max_length(store), log=log)
 
 
 def heldout_inputs(cfg: Config, store, test: pa.Table, log: Callable[[str], None] = print):
@@ -103,7 +60,7 @@ def training_features(cfg: Config, store, dataset: pa.Table, aug_texts: Sequence
     aug_texts = list(dict.fromkeys(str(t) for t in aug_texts))
     orig_x = row_inputs(cfg, store, dataset, "embeddings.parquet", "training", log)
     if cfg.retrain_backbone == "frozen":
-        aug_x = embed_cached(cfg, store, aug_texts, log) if aug_texts else np.zeros((0, orig_x.shape[1]), np.float32)
+        aug_x = cached_embeddings(cfg, aug_texts, max_length=oof_max_length(store), log=log) if aug_texts else np.zeros((0, orig_x.shape[1]), np.float32)
     else:
         aug_x = aug_texts
     return {"orig_pos": {i: n for n, i in enumerate(ids)}, "aug_pos": {t: n for n, t in enumerate(aug_texts)},

@@ -1,5 +1,5 @@
 """The training sets of the opt-in arms built from other sources than the selection: ``self_training``
-(baseline + pseudo-labelled pool rows, :mod:`hardmine.pseudo`) and ``reviewed`` with its partner
+(baseline + pseudo-labelled pool rows, :mod:`hardmine.review.pseudo`) and ``reviewed`` with its partner
 :data:`hardmine.vocab.BEFORE_REVIEW` (the rows as prepared, with the labels after and before review).
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ def self_training_set(dataset: pa.Table, pseudo: pa.Table, *, seed: int = 0, rep
     The pool rows are new ids: they travel as extra rows (origin ``augmented``, so the retrain
     looks their inputs up by text) and count in ``n_pseudo``, not in ``n_augmented``.
     """
-    require_columns(pseudo, ["id", "text", "label"], "pseudo-labelled rows", "pass hardmine.pseudo.self_training_rows' table",
+    require_columns(pseudo, ["id", "text", "label"], "pseudo-labelled rows", "pass hardmine.review.pseudo.self_training_rows' table",
                     no_nulls=True)
     clash = sorted(set(table_ids(pseudo, "pseudo-labelled rows")) & set(table_ids(dataset, "dataset")))
     if clash:
@@ -65,13 +65,13 @@ def opt_in_sets(cfg: Config, store, dataset: pa.Table, test: pa.Table, arms: Seq
 
     out: dict[tuple[str, int], pa.Table] = {}
     if "self_training" in arms:
-        from hardmine.pseudo import self_training_rows
+        from hardmine.review.pseudo import self_training_rows
 
         rows, report = self_training_rows(cfg, store, dataset, test, log)
         for s in range(seeds):
             out[("self_training", s)] = self_training_set(dataset, rows, seed=cfg.seed * 1000 + s, report=report)
     if "reviewed" in arms:
-        from hardmine.review_cmd import newest_version, version_table
+        from hardmine.review.versions import newest_version, version_table
 
         newest = newest_version(store)
         if not newest:

@@ -35,7 +35,7 @@ def _retrain_loop(config: dict) -> None:
     import ray
 
     from hardmine.oof.loop import TrainCheckpoints, train_fold
-    from hardmine.oof.runner import ElasticThreads
+    from hardmine.oof.resources import ElasticThreads
 
     cfg = dict(config)
     shared = ray.get(cfg.pop("shared_ref"))
@@ -65,7 +65,7 @@ def _fit_task_fn():
         import torch
 
         from hardmine.oof.loop import DirCheckpoints, train_fold
-        from hardmine.oof.runner import ElasticThreads
+        from hardmine.oof.resources import ElasticThreads
 
         torch.set_num_threads(max(1, int(cfg.get("threads") or 1)))
         cfg = dict(cfg)
@@ -97,7 +97,7 @@ def retrain_many(
     """
     import ray
 
-    from hardmine.oof.runner import check_resources, concurrent_runs, fold_cpus, fold_threads, in_threads
+    from hardmine.oof.resources import check_resources, concurrent_runs, fold_cpus, fold_threads, in_threads
     from hardmine.runtime import connect
 
     o, e = cfg.oof, cfg.evaluate

@@ -1,4 +1,5 @@
-"""Ray edge of the OOF stage: embeddings with Ray Data, K concurrent fold trainings.
+"""Ray edge of the OOF stage: K concurrent fold trainings (the frozen member's embeddings come from
+:mod:`hardmine.embeddings`, the runs' sizing from :mod:`hardmine.oof.resources`).
 
 Each ``finetune`` fold is its own ``TorchTrainer`` run (checkpoint every epoch,
 ``FailureConfig`` restarts). The runs' ``fit()`` calls are made from driver threads, as many
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import time
 from typing import Any
@@ -24,103 +24,13 @@ import ray
 
 from hardmine.config import Config
 from hardmine.embed import embeddings_table
+from hardmine.embeddings import cached_embeddings
 from hardmine.oof.folds import make_folds
 from hardmine.oof.loop import MODEL_DIR, DirCheckpoints, TrainCheckpoints, read_checkpoint, train_fold
+from hardmine.oof.resources import ElasticThreads, check_resources, concurrent_runs, fold_cpus, fold_threads, in_threads
 from hardmine.oof.settings import train_settings
 from hardmine.schema import OOF
 from hardmine.store import RunStore
-
-
-class ResourceError(RuntimeError):
-    pass
-
-
-# ----------------------------------------------------------------------------- embeddings
-
-
-class _EmbedActor:
-    def __init__(self, model: str, max_length: int, batch_size: int):
-        import torch
-
-        from hardmine.embed import load_encoder
-
-        torch.set_num_threads(1)
-        self.encoder = load_encoder(model, max_length=max_length, chunk=True)
-        self.batch_size = batch_size
-
-    def __call__(self, batch: dict) -> dict:
-        emb = self.encoder.encode(list(batch["text"]), batch_size=self.batch_size)
-        return {"id": batch["id"], "emb": emb}
-
-
-def default_embed_actors(gpus: float = 0.0) -> int:
-    """One embedding actor per cluster CPU (at most 16), or one per GPU share when actors take GPUs
-    (on an autoscaling cluster without GPUs yet: per GPU share of the worker nodes it may add)."""
-    from hardmine.runtime import planning_resources
-
-    res = planning_resources() if gpus > 0 else ray.cluster_resources()
-    if gpus > 0:
-        return max(1, int(res.get("GPU", 0) / gpus))
-    return max(1, min(16, int(res.get("CPU", 1))))
-
-
-def embed_texts(ids: list[str], texts: list[str], model: str, *, max_length: int, batch_size: int, actors: int | None, gpus: float = 0.0) -> np.ndarray:
-    """Sentence embeddings for ``texts`` with a Ray Data actor pool; rows in input order."""
-    if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
-    actors = actors or default_embed_actors(gpus)
-    # One Arrow table is one block, and one block goes to one actor: split the rows so every
-    # actor has work. Rows are sorted by length and dealt round-robin, so every block holds the
-    # same mix of lengths (equal work per block, no straggler) and is itself sorted (each batch
-    # pads little: about 2x faster than input order on short texts).
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    table = pa.table({"id": ids, "text": texts})
-    n_blocks = max(1, min(len(texts) // max(batch_size, 1), max(actors * 2, -(-len(texts) // 8192))))
-    actors = min(actors, n_blocks)  # an actor with no block to process would only load a model
-    ds = ray.data.from_arrow([table.take(order[b::n_blocks]) for b in range(n_blocks)])
-    ds = ds.map_batches(
-        _EmbedActor,
-        fn_constructor_kwargs={"model": model, "max_length": max_length, "batch_size": batch_size},
-        batch_size=max(batch_size, 256),
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        num_cpus=1,
-        num_gpus=gpus or None,
-    )
-    pos = {i: n for n, i in enumerate(ids)}
-    out: np.ndarray | None = None
-    for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
-        emb = np.asarray(batch["emb"], dtype=np.float32)
-        if out is None:
-            out = np.zeros((len(ids), emb.shape[1]), dtype=np.float32)
-        out[[pos[i] for i in batch["id"]]] = emb
-    assert out is not None
-    return out
-
-
-def cached_embeddings(cfg: Config, ids: list[str], texts: list[str], log=print, max_length: int | None = None) -> np.ndarray:
-    """Frozen-backbone embeddings, cached under ``<run_root>/_cache`` by (model, max_length, texts).
-
-    Runs that share texts (label corrections from review, injected-noise studies, re-runs with
-    another head) reuse them instead of re-encoding.
-    """
-    from hardmine.embed import embeddings_from_table
-    from hardmine.store import RunStore, fingerprint_bytes
-
-    o = cfg.oof
-    max_length = max_length or (o.max_length if isinstance(o.max_length, int) else 128)
-    key = fingerprint_bytes(o.model, str(max_length), *texts)
-    cache = RunStore(cfg.run_root.rstrip("/") + "/_cache")
-    name = f"embeddings-{key}.parquet"
-    if cache.exists(name):
-        log(f"embeddings of {len(texts)} texts with {o.model}: from the cache ({cache.uri_of(name)})")
-        return embeddings_from_table(cache.read_table(name))
-    t0 = time.time()
-    x = embed_texts(ids, texts, o.model, max_length=max_length, batch_size=o.embed_batch_size,
-                    actors=o.embed_actors, gpus=min(o.gpus_per_fold, 1.0))
-    cache.write_table(name, embeddings_table(list(range(len(texts))), x))
-    log(f"embedded {len(ids)} texts with {o.model} in {time.time() - t0:.1f}s (dim {x.shape[1]})")
-    return x
 
 
 # ----------------------------------------------------------------------------- fold workers
@@ -186,45 +96,6 @@ def fit_trainer(loop, loop_config: dict, *, storage_path: str, run_name: str, cp
         return trainer.fit()
 
 
-def in_threads(calls: list, limit: int | None = None, progress: str | None = None) -> list:
-    """Run the zero-argument ``calls`` in daemon threads, at most ``limit`` at a time (the next
-    starts when one ends); their results in order. ``progress``: a progress bar's label (shown
-    on a terminal, :func:`hardmine.console.progress`).
-
-    Fails fast: the first exception is raised as soon as it happens (the other runs are left
-    to Ray, exactly as with abandoned task refs; daemon threads never hold the process open)."""
-    import queue
-    import threading
-
-    done: queue.Queue = queue.Queue()
-
-    def run(i, call):
-        try:
-            done.put((i, call(), None))
-        except BaseException as e:  # noqa: BLE001 - handed to the caller
-            done.put((i, None, e))
-
-    def start(i):
-        threading.Thread(target=run, args=(i, calls[i]), name=f"hardmine-run-{i}", daemon=True).start()
-
-    limit = max(1, limit or len(calls))
-    for i in range(min(limit, len(calls))):
-        start(i)
-    results: list = [None] * len(calls)
-    from hardmine.console import progress as bar
-
-    with bar(len(calls) if progress else 0, progress or "", unit="run") as b:
-        for n in range(len(calls)):
-            i, value, error = done.get()
-            if error is not None:
-                raise error
-            results[i] = value
-            b.update(1)
-            if n + limit < len(calls):
-                start(n + limit)
-    return results
-
-
 def _fit_fold_trainer(cfg: dict, storage_path: str, run_name: str, cpus: float, gpus: float, max_failures: int, store_uri: str, dest: str) -> dict:
     """Run one fold as its own TorchTrainer and return its held-out arrays (called in a driver thread)."""
     launched = time.time()
@@ -257,116 +128,6 @@ def _fit_fold_task(cfg: dict, shared: dict, ckpt_uri: str, store_uri: str, dest:
 
 
 # ----------------------------------------------------------------------------- the stage
-
-
-def fold_cpus(requested: float | None, runs: int, gpus: float = 0.0, nodes: list[dict] | None = None) -> float:
-    """CPUs per training run: ``requested``, or the largest whole-CPU share that runs as many
-    of the ``runs`` at once as the cluster allows.
-
-    The share is the largest c = node_cpus / m (m a whole number, c >= 1) such that the nodes
-    hold ``runs`` of them together, else 1 CPU: 5 folds on three 16-CPU nodes get 8 CPUs each
-    (two per node), on one 2-CPU node 1 CPU each (two at a time). Fractional shares
-    are never chosen automatically: 5 single-threaded folds time-sliced on 2 cores measured
-    1.5x slower than the sequential loop (see README, OOF benchmark); set the value yourself
-    to pack more folds per CPU or GPU.
-
-    With ``gpus`` > 0 only nodes holding that many GPUs count, and the target is as many runs
-    as their GPUs hold at once: 5 folds at 0.2 GPU on one 8-CPU, 1-GPU node get 1.6 CPUs each;
-    at 1 GPU, one at a time, 8 CPUs each. ``nodes`` (``[{"CPU", "GPU"}]``) default to
-    :func:`hardmine.runtime.sizing_nodes`: the alive nodes plus, on an autoscaling cluster, the
-    worker nodes of the type the autoscaler adds (``ray.worker_resources``)."""
-    if requested:
-        return float(requested)
-    from hardmine.runtime import node_fits, sizing_nodes
-
-    nodes = sizing_nodes(runs, gpus) if nodes is None else nodes
-    usable = [n for n in nodes if n.get("CPU", 0) > 0 and (gpus <= 0 or n.get("GPU", 0) >= gpus)]
-    target = runs if gpus <= 0 else max(1, min(runs, sum(node_fits(n, 1.0, gpus) for n in usable)))
-    best = 1.0
-    for c in {float(n["CPU"]) / m for n in usable for m in range(1, runs + 1)}:
-        if c > best and sum(node_fits(n, c, gpus) for n in usable) >= target:
-            best = c
-    return math.floor(best * 1e4) / 1e4
-
-
-def concurrent_runs(cpus: float, gpus: float = 0.0, nodes: list[dict] | None = None) -> int:
-    """How many runs holding ``cpus`` CPUs (and ``gpus`` GPUs) the cluster's nodes hold at once (at
-    least 1); ``nodes`` as in :func:`fold_cpus` (on an autoscaling cluster the worker nodes it may
-    add count, so every run is launched and the autoscaler sees all of them)."""
-    from hardmine.runtime import node_fits, sizing_nodes
-
-    nodes = sizing_nodes(None, gpus) if nodes is None else nodes
-    return max(1, sum(node_fits(n, cpus, gpus) for n in nodes))
-
-
-def fold_threads(cpus: float) -> int:
-    """Torch intra-op threads for a run holding ``cpus`` CPUs: its whole CPUs, at least one."""
-    return max(1, int(cpus))
-
-
-class ElasticThreads:
-    """Torch threads for a run that holds ``cpus`` CPUs and may borrow its node's idle ones.
-
-    Ray reserves CPUs, it does not pin them: when fewer runs than CPUs are left (the last of 5
-    folds on 2 CPUs trains alone), the CPUs nobody holds would idle. Every ``every_s`` seconds
-    the run reads its node's free CPUs from Ray's scheduler and uses its own whole CPUs plus
-    its share of the free ones (in proportion to what it holds among the node's held CPUs),
-    never more than the node has. A run that Ray schedules onto them takes them back at the
-    next check. ``oof.elastic_threads: false`` keeps the threads at the run's own CPUs.
-    """
-
-    def __init__(self, cpus: float, every_s: float = 2.0):
-        self.own = float(cpus)
-        self.base = fold_threads(cpus)
-        self.every_s = every_s
-        self.node = ray.get_runtime_context().get_node_id()
-        self.n = self.base
-        self._checked = float("-inf")
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> "ElasticThreads | None":
-        """For a ``train_fold`` config: None when elastic threads are off or the run has a GPU."""
-        if not cfg.get("elastic_threads") or cfg.get("gpus"):
-            return None
-        return cls(cfg.get("cpus") or cfg["threads"])
-
-    def free_cpus(self) -> tuple[float, float]:
-        """(total, unreserved) CPUs of this run's node, as Ray's scheduler sees them now."""
-        # DeveloperAPI (Ray 2.60 has no public per-node view; ray.available_resources() sums the cluster)
-        from ray._private.state import available_resources_per_node, total_resources_per_node
-
-        total = total_resources_per_node().get(self.node, {}).get("CPU", 0.0)
-        free = available_resources_per_node().get(self.node, {}).get("CPU", 0.0)
-        return float(total), float(free)
-
-    def __call__(self) -> int:
-        now = time.monotonic()
-        if now - self._checked < self.every_s:
-            return self.n
-        self._checked = now
-        try:
-            total, free = self.free_cpus()
-        except Exception:  # noqa: BLE001 - the scheduler's view is an optimisation; keep the base
-            return self.n
-        held = max(total - free, self.own)
-        extra = math.floor(free * self.own / held + 1e-9) if free >= 1 else 0
-        self.n = int(max(self.base, min(total, self.base + extra)))
-        return self.n
-
-
-def check_resources(cpus: float, gpus: float, log=print, nodes: list[dict] | None = None, info: dict | None = None) -> str:
-    """Refuse a fold no node can ever hold; on an autoscaling cluster whose nodes cannot hold one
-    yet, log what it waits for instead (``"waiting"``). See :func:`hardmine.runtime.require_fit`."""
-    from hardmine.runtime import require_fit
-
-    if gpus > 0:
-        fix = "set oof.gpus_per_fold: 0 to train on CPU, or run on a cluster with GPUs"
-    else:
-        fix = "lower oof.cpus_per_fold"
-    return require_fit(
-        cpus, gpus, what=f"a fold (oof.cpus_per_fold={cpus:g}, oof.gpus_per_fold={gpus:g})", fix=fix,
-        error=ResourceError, log=log, alive=nodes, info=info,
-    )
 
 
 def member_fingerprint(cfg: Config, member: str, base: str, max_length: int | None = None) -> str:
@@ -419,7 +180,7 @@ def _train_member(cfg: Config, store: RunStore, member: str, ids: list[str], tex
     o = cfg.oof
     t0 = time.time()
     if member == "frozen":
-        x = cached_embeddings(cfg, ids, texts, log, max_length=max_length)
+        x = cached_embeddings(cfg, texts, max_length=max_length, log=log)
         store.write_table("embeddings.parquet", embeddings_table(ids, x))
     else:
         x = texts

@@ -5,7 +5,7 @@ from typing import Any
 
 from hardmine.pipeline.run import Context, run_declared
 from hardmine.review.schemas import PSEUDO_AUDIT, VERSIONS
-from hardmine.review_cmd import newest_version, record_version_metrics
+from hardmine.review.versions import newest_version, record_version_metrics
 from hardmine.store import fingerprint_path
 
 

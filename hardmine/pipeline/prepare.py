@@ -12,9 +12,9 @@ from hardmine.data.splits import (
 from hardmine.data.versions import versioned_table
 from hardmine.pipeline.run import Context, run_declared
 from hardmine.preflight import check_known_tokens
-from hardmine.pseudo import check_run_inputs, pseudo_ids
+from hardmine.review.pseudo import check_run_inputs, pseudo_ids
 from hardmine.review.schemas import VERSIONS
-from hardmine.review_cmd import run_version
+from hardmine.review.versions import run_version
 from hardmine.store import RunStore, fingerprint_bytes, fingerprint_path
 
 

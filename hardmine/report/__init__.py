@@ -23,7 +23,7 @@ Modules:
 from __future__ import annotations
 
 from hardmine.report.figures import arm_errorbar_png, sweep_heatmap_png
-from hardmine.report.page import SECTIONS, build_report, main, write_report
+from hardmine.report.page import SECTIONS, build_report, write_report
 from hardmine.report.run import NOT_RUN, RunArtifacts
 from hardmine.report.sections.signals import NOT_COMPUTED
 from hardmine.report.tables import arm_rows, augmentation_funnel, label_issue_rows, sweep_cell_labels, sweep_grid
@@ -39,7 +39,6 @@ __all__ = [
     "augmentation_funnel",
     "build_report",
     "label_issue_rows",
-    "main",
     "read_evaluation_summary",
     "read_label_quality",
     "sweep_cell_labels",

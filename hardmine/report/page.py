@@ -97,25 +97,3 @@ def write_report(run_dir: str, *, name: str = "report.html", **kwargs: Any) -> s
     page = build_report(store, **kwargs)
     store.write_bytes(name, page.encode("utf-8"))
     return store.uri_of(name)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Write the report of ``argv[0]`` (a run directory) and print where it is; 2 when it is not a run directory.
-
-    The command line is ``hardmine report RUN_DIR`` (:mod:`hardmine.cli`); this is the in-process entry.
-    """
-    import argparse
-    import sys
-
-    p = argparse.ArgumentParser(prog="hardmine report", description="write <run_dir>/report.html")
-    p.add_argument("run_dir")
-    p.add_argument("--top-issues", type=int, default=50, help="label issues listed")
-    p.add_argument("--strict", action="store_true", help="fail on a section that cannot be rendered")
-    args = p.parse_args(argv)
-    try:
-        path = write_report(args.run_dir, top_issues=args.top_issues, strict=args.strict)
-    except ValueError as e:
-        print(f"hardmine report: error: {e}", file=sys.stderr)
-        return 2
-    print(f"report: {path}")
-    return 0

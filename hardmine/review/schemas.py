@@ -1,8 +1,8 @@
 """Every review and pseudo-label artifact: its path in the run directory and its Arrow schema.
 
 Writers: :mod:`hardmine.review.queues` (the two queues), :mod:`hardmine.review.corrections`
-(:data:`CORRECTIONS`, :data:`AUDIT` rows), :mod:`hardmine.review_cmd` (:data:`VERSIONS`,
-:data:`AUDIT_FILE`, :data:`REVIEWED`) and :mod:`hardmine.pseudo` (:data:`PSEUDO_AUDIT`). Every
+(:data:`CORRECTIONS`, :data:`AUDIT` rows), :mod:`hardmine.review.versions` (:data:`VERSIONS`,
+:data:`AUDIT_FILE`, :data:`REVIEWED`) and :mod:`hardmine.review.pseudo` (:data:`PSEUDO_AUDIT`). Every
 ``time`` column holds :func:`utc_iso` stamps.
 """
 from __future__ import annotations

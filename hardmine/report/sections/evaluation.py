@@ -191,7 +191,7 @@ def sweep(run: RunArtifacts, **_) -> str:
 
 def review_history(run: RunArtifacts, **_) -> str:
     """Review rounds (imports) and pseudo-label rounds, with the held-out accuracy of a run on each version."""
-    from hardmine.review_cmd import review_history
+    from hardmine.review.versions import review_history
 
     rows = review_history(run.store)
     prep = run.summary("prepare") or {}

@@ -236,7 +236,8 @@ def pseudo_label(cfg, unlabelled: str | None = None, log: Callable[[str], None] 
 
     Idempotent: with the same pool and fold models, no row is added and no version is written.
     """
-    from hardmine.review_cmd import append_rows, command_errors, current_dataset, run_labels, write_queue, write_version
+    from hardmine.review.commands import command_errors, write_queue
+    from hardmine.review.versions import append_rows, current_dataset, run_labels, write_version
     from hardmine.store import RunStore
 
     path = unlabelled or cfg.data.unlabelled_path
