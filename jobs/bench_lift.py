@@ -17,7 +17,8 @@
         --finetune-seeds 5 --finetune-epochs 3 --finetune-arms baseline,hard_weighted,adversarial \
         --run-root runs/bench/lift_hard_work --out runs/bench/lift_mined.json
 
-    # OHEM and self_training with the finetune backbone on banking77 (baseline reused from the run above):
+    # OHEM and self_training with the finetune backbone on banking77 (baseline reused from the run above); then the
+    # under-training control, the baseline alone at 5 epochs (--finetune-seeds 3 --finetune-epochs 5 --finetune-arms baseline):
     python jobs/bench_lift.py --banking77 ../shared/data/banking77 --sizes 20 --arms baseline --finetune-sizes 20 \
         --finetune-datasets banking77 --finetune-seeds 5 --finetune-epochs 3 \
         --finetune-arms baseline,hard_weighted-ohem,self_training \
