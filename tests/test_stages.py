@@ -115,3 +115,14 @@ def test_fingerprint_follows_the_declaration(tmp_path):
     assert fingerprint(ctx, by_name["select"]) == fingerprint_bytes("beef", cfg.section_hash("select", "seed"))
     with pytest.raises(RuntimeError, match="has not run"):
         fingerprint(ctx, by_name["augment"])
+
+
+def test_no_module_over_500_lines():
+    """README "How the code is laid out": every module does one job and stays under 500 lines."""
+    from pathlib import Path
+
+    import hardmine
+
+    root = Path(hardmine.__file__).parent
+    long = {str(p.relative_to(root)): n for p in root.rglob("*.py") if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    assert not long, f"modules over 500 lines: {long}"
