@@ -358,8 +358,9 @@ def retrain(cfg, store, backbone: str, seeds: int, log) -> pa.Table:
     arms = (arm_list(args.arms, ARMS, backbone="frozen", pool=pool) if backbone == "frozen"
             else arm_list(args.finetune_arms, (), pool=pool))
     default = arms == arm_list(None, ARMS if backbone == "frozen" else arm_list(FINETUNE_ARMS, ()), backbone=backbone)
-    name = (f"bench/runs_{backbone}_s{seeds}" + (f"_e{args.finetune_epochs}_lr{args.finetune_lr:g}" if backbone == "finetune" else "")
-            + ("" if default else "_" + "+".join(arms)) + ".parquet")
+    # the recipe (backbone, seeds, finetune epochs and lr), then the arm selection
+    prefix = f"bench/runs_{backbone}_s{seeds}" + (f"_e{args.finetune_epochs}_lr{args.finetune_lr:g}" if backbone == "finetune" else "")
+    name = prefix + ("" if default else "_" + "+".join(arms)) + ".parquet"
     need_up = {k: v for k, v in upstream(store).items() if k in stages_through("augment" if set(arms) & set(NEEDS_AUGMENT) else "score")}
     if store.exists(name):
         meta = store.read_json(name.replace(".parquet", ".json"))
@@ -376,7 +377,6 @@ def retrain(cfg, store, backbone: str, seeds: int, log) -> pa.Table:
     sets = training_sets(c, store, seeds, arms, log)
     ds, test = store.read_table("dataset.parquet"), store.read_table("test.parquet")
     t = time.time()
-    prefix = name[: name.index(f"_s{seeds}") + len(f"_s{seeds}")] + (f"_e{args.finetune_epochs}_lr{args.finetune_lr:g}" if backbone == "finetune" else "")
     base_up = {k: v for k, v in need_up.items() if k in stages_through("score")}
     reused, reused_from = recorded_baseline(store, prefix, name, base_up) if "baseline" in arms else (None, None)
     todo = {k: v for k, v in sets.items() if not (reused is not None and k[0] == "baseline")}
