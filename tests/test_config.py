@@ -49,6 +49,23 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_config(write(tmp_path, "data: [unclosed\n"))
 
 
+def test_data_files_count_by_content_not_by_how_their_paths_are_spelled(tmp_path, monkeypatch):
+    """The stage fingerprints hash these files' content; the config hash keeps only what decides how they are read."""
+    monkeypatch.chdir(tmp_path)
+    body = "data: {{path: {d}a.csv, test_path: {d}t.csv, truth_path: {d}truth.csv, unlabelled_path: {d}pool.csv}}\n" \
+           "oof: {{backbones: [external], probs_path: {d}p.parquet}}\n"
+    rel = load_config(write(tmp_path, body.format(d="")))
+    absolute = load_config(write(tmp_path, body.format(d=f"{tmp_path}/")))
+    dotted = load_config(write(tmp_path, body.format(d="./sub/../")))
+    assert rel.section_hash("data", "oof") == absolute.section_hash("data", "oof") == dotted.section_hash("data", "oof")
+    assert rel.section_hash() == absolute.section_hash()
+    assert rel.model_dump()["data"]["path"] == "a.csv"  # the config itself keeps the path as given
+    other_format = load_config(write(tmp_path, body.format(d="").replace("a.csv", "a.tsv")))
+    assert other_format.section_hash("data") != rel.section_hash("data")
+    other_column = load_config(write(tmp_path, body.format(d="")), ["data.text_column=body"])
+    assert other_column.section_hash("data") != rel.section_hash("data")
+
+
 def test_section_hash_changes_with_section_only(tmp_path):
     a = load_config(write(tmp_path, "data: {path: a.csv}\n"))
     b = load_config(write(tmp_path, "data: {path: a.csv}\n"), ["oof.epochs=9"])

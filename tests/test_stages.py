@@ -126,3 +126,31 @@ def test_no_module_over_500_lines():
     root = Path(hardmine.__file__).parent
     long = {str(p.relative_to(root)): n for p in root.rglob("*.py") if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
     assert not long, f"modules over 500 lines: {long}"
+
+
+def test_prepare_is_up_to_date_for_the_same_files_under_another_path(tmp_path, monkeypatch, capsys):
+    """data.path spelled relative instead of absolute names the same content: nothing re-runs; other content does."""
+    import yaml
+
+    from hardmine import cli
+
+    def rows(tag):
+        return "id,text,label\n" + "".join(f"{tag}{c}{i},{tag} text number {i} about {c},{c}\n" for i in range(10) for c in ("a", "b"))
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "train.csv").write_text(rows("r"))
+    (tmp_path / "other.csv").write_text(rows("s"))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "t", "run_root": str(tmp_path / "runs"),
+                                   "data": {"path": str(tmp_path / "d" / "train.csv"), "test_size": 0.2}}))
+    assert cli.main(["prepare", str(cfg)]) == 0
+    store = RunStore(str(tmp_path / "runs" / "t"))
+    first = dict(store.manifest()["stages"]["prepare"])
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert cli.main(["prepare", str(cfg), "--set", "data.path=d/../d/train.csv"]) == 0
+    assert "[prepare] up to date" in capsys.readouterr().out
+    again = store.manifest()["stages"]["prepare"]
+    assert (again["fingerprint"], again.get("updated")) == (first["fingerprint"], first.get("updated"))
+    assert cli.main(["prepare", str(cfg), "--set", "data.path=other.csv"]) == 0
+    assert store.manifest()["stages"]["prepare"]["fingerprint"] != first["fingerprint"]

@@ -21,6 +21,11 @@ from hardmine.config.sections_stages import (
 )
 from hardmine.config.sections_train import DataConfig, OOFConfig, TrainConfig
 
+#: (section, key) of the settings naming a file whose content a stage fingerprint hashes: data.path, test_path and
+#: truth_path (prepare's inputs), data.unlabelled_path (evaluate's self_training pool), oof.probs_path (the external member)
+CONTENT_HASHED = (("data", "path"), ("data", "test_path"), ("data", "truth_path"), ("data", "unlabelled_path"),
+                  ("oof", "probs_path"))
+
 
 class Config(Section):
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$", description="run name: outputs go to <run_root>/<name>")
@@ -86,8 +91,20 @@ class Config(Section):
     def run_dir(self) -> str:
         return self.run_root.rstrip("/") + "/" + self.name
 
-    def section_hash(self, *sections: str) -> str:
-        """Stable hash of some sections (or all) for stage fingerprints."""
+    def hash_payload(self, *sections: str) -> dict:
+        """Some sections (or all) as hashed for stage fingerprints: the settings as dumped, except that a file named in
+        :data:`CONTENT_HASHED` counts only by how it is read (its extension). The stage fingerprints hash those files'
+        content, so the same data spelled by another path (relative or absolute, another checkout, the working_dir
+        `ray job submit` unpacks) is the same input and re-runs nothing."""
+        from hardmine.data.readers import format_suffix
+
         d = self.model_dump(mode="json")
         payload = {s: d[s] for s in sections} if sections else d
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        for section, key in CONTENT_HASHED:
+            if isinstance(payload.get(section), dict) and payload[section].get(key):
+                payload[section] = dict(payload[section], **{key: format_suffix(payload[section][key])})
+        return payload
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable hash of some sections (or all) for stage fingerprints (:meth:`hash_payload`)."""
+        return hashlib.sha256(json.dumps(self.hash_payload(*sections), sort_keys=True).encode()).hexdigest()[:16]

@@ -25,11 +25,17 @@ from hardmine.data.errors import DataError
 QUOTING = ("auto", "none", "csv")
 
 
+def format_suffix(path: str) -> str:
+    """The part of a file's name that :func:`detect_format` reads (``.csv``; ``.csv.gz``; ``''`` for none)."""
+    p = Path(str(path).rstrip("/"))
+    return "".join(p.suffixes[-2:]).lower() if p.suffix == ".gz" else p.suffix.lower()
+
+
 def detect_format(path: str) -> str:
     p = Path(path)
     if p.is_dir():
         return "hf"
-    suffix = "".join(p.suffixes[-2:]).lower() if p.suffix == ".gz" else p.suffix.lower()
+    suffix = format_suffix(path)
     return {
         ".csv": "csv",
         ".tsv": "tsv",

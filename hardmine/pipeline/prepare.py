@@ -52,8 +52,9 @@ def _inputs(ctx: Context) -> dict[str, str]:
 def data_hash(cfg: Config) -> str:
     """``cfg.section_hash("data", "seed")`` without data.version and data.unlabelled_path: the version enters the
     prepare fingerprint as the resolved number and its file's content (null and the newest number agree), and the
-    pool is read by pseudo-label and the evaluate stage only (a new pool retrains nothing upstream)."""
-    d = cfg.model_dump(mode="json")
+    pool is read by pseudo-label and the evaluate stage only (a new pool retrains nothing upstream). The data files
+    count by their content (:func:`data_inputs`), not by how their paths are spelled (:meth:`Config.hash_payload`)."""
+    d = cfg.hash_payload("data", "seed")
     data = {k: v for k, v in d["data"].items() if k not in ("version", "unlabelled_path")}
     return hashlib.sha256(json.dumps({"data": data, "seed": d["seed"]}, sort_keys=True).encode()).hexdigest()[:16]
 
