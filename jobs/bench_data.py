@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+FOLDS = 5  # the baselines' folds and the fewest given rows noise leaves a class; hardmine's default oof.folds is 5 too
+
 
 def load_banking77(folder: str) -> tuple[list, list]:
     def read(name):
@@ -33,15 +35,26 @@ def per_class_subset(train: list, k: int, seed: int) -> list:
     return [train[i] for i in sorted(keep)]
 
 
-def write_split(tag: str, train: list, test: list, root: Path, rate: float) -> dict:
-    """train.csv (labels as given, or with injected noise), test.csv (untouched), truth.csv when noise > 0."""
+def write_split(tag: str, train: list, test: list, root: Path, rate: float, kind: str = "uniform") -> dict:
+    """train.csv (labels as given, or with injected noise), test.csv (untouched), truth.csv when noise > 0.
+
+    Noise (seeded): ``uniform`` flips a share ``rate`` of the rows to a uniformly drawn other class; ``confusion`` flips
+    as many to the class a clean TF-IDF model confuses each row with most (:func:`inject_noise`: people mislabel
+    confusable rows), leaving every class at least FOLDS given rows."""
     rng = np.random.default_rng(0)
     names = sorted({lab for _, lab in train})
     y = np.array([names.index(lab) for _, lab in train])
-    noisy = np.zeros(len(train), dtype=bool)
-    if rate > 0:
-        noisy[rng.choice(len(train), int(round(rate * len(train))), replace=False)] = True
-    y_given = np.where(noisy, (y + rng.integers(1, len(names), len(train))) % len(names), y)
+    if kind == "uniform":
+        noisy = np.zeros(len(train), dtype=bool)
+        if rate > 0:
+            noisy[rng.choice(len(train), int(round(rate * len(train))), replace=False)] = True
+        y_given = np.where(noisy, (y + rng.integers(1, len(names), len(train))) % len(names), y)
+    elif kind == "confusion":
+        clean = tfidf_lr_oof([text for text, _ in train], y, korean=False) if rate > 0 else None
+        y_given = inject_noise(y, len(names), rate, "confusion", clean, seed=0)[0] if rate > 0 else y
+        noisy = y_given != y
+    else:
+        raise ValueError(f"noise kind {kind!r}: choose uniform or confusion")
     d = root / "_data" / tag
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "train.csv", "w", newline="", encoding="utf-8") as f:
@@ -77,3 +90,60 @@ def write_pool(tag: str, rest: list, root: Path) -> str:
         for i, (text, _) in enumerate(rest):
             w.writerow([f"pool{i}", text])
     return str(d / "pool.csv")
+
+
+# ----------------------------------------------------------------------------- noise
+
+
+def tfidf_lr_oof(texts: list[str], y: np.ndarray, korean: bool) -> np.ndarray:
+    """5-fold out-of-fold predict_proba of TF-IDF + LogisticRegression (defaults a practitioner would use)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+
+    if korean:
+        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=2)
+    else:
+        vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+    model = make_pipeline(vec, LogisticRegression(max_iter=1000))
+    cv = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=0)
+    return cross_val_predict(model, np.asarray(texts, dtype=object), y, cv=cv, method="predict_proba")
+
+
+def inject_noise(y: np.ndarray, k: int, rate: float, kind: str, clean_probs: np.ndarray | None, seed: int) -> tuple[np.ndarray, int]:
+    """(noisy labels, rows skipped to keep every class at >= FOLDS given rows).
+
+    Rows are drawn without replacement with weight 1 (uniform) or the clean model's probability of
+    the row's most-confused other class (confusion), by Efraimidis-Spirakis keys: sorting
+    Exp(1) / weight ascending is weighted sampling without replacement. Uniform noise sends a row
+    to a uniformly drawn other class; confusion noise to the most-confused class.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    if kind == "uniform":
+        weight = np.ones(n)
+        target = (y + rng.integers(1, k, size=n)) % k
+    else:
+        other = clean_probs.copy()
+        other[np.arange(n), y] = -1.0
+        target = other.argmax(axis=1)
+        weight = other.max(axis=1)
+    with np.errstate(divide="ignore"):
+        order = np.argsort(rng.exponential(size=n) / weight, kind="stable")
+    n_flip = int(round(rate * n))
+    noisy = y.copy()
+    counts = np.bincount(y, minlength=k)
+    flipped = protected = 0
+    for i in order:
+        if flipped == n_flip or weight[i] <= 0:
+            break
+        if counts[y[i]] <= FOLDS:
+            protected += 1
+            continue
+        noisy[i] = target[i]
+        counts[y[i]] -= 1
+        counts[target[i]] += 1
+        flipped += 1
+    assert (noisy != y).sum() == flipped
+    return noisy, protected

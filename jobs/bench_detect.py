@@ -86,10 +86,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
-from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import StratifiedKFold, cross_val_predict  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
 
 import cleanlab.filter  # noqa: E402
 import cleanlab.rank  # noqa: E402
@@ -101,12 +99,13 @@ from hardmine.pipeline import run_all  # noqa: E402
 from hardmine.runtime import connect  # noqa: E402
 from hardmine.scoring import detection_metrics, score_table  # noqa: E402
 
+from bench_data import FOLDS, inject_noise, tfidf_lr_oof  # noqa: E402
+
 RATES = [float(r) for r in args.rates.split(",") if r.strip()]
 NOISE = [k.strip() for k in args.noise.split(",") if k.strip()]
 for kind in NOISE:
     if kind not in ("uniform", "confusion"):
         parser.error(f"--noise {kind!r}: choose uniform and/or confusion")
-FOLDS = 5  # the baselines' folds; hardmine's default oof.folds is 5 too
 log = lambda s: print(s, flush=True)  # noqa: E731
 hardmine_log = lambda s: print("    | " + s, flush=True)  # noqa: E731
 
@@ -153,65 +152,13 @@ def stratified_subset(texts: list[str], labels: list[str], n: int, seed: int) ->
     return [texts[i] for i in keep], [labels[i] for i in keep]
 
 
-# ----------------------------------------------------------------------------- the practitioner's TF-IDF model
-
-
-def tfidf_lr_oof(texts: list[str], y: np.ndarray, korean: bool) -> np.ndarray:
-    """5-fold out-of-fold predict_proba of TF-IDF + LogisticRegression (defaults a practitioner would use)."""
-    if korean:
-        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=2)
-    else:
-        vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
-    model = make_pipeline(vec, LogisticRegression(max_iter=1000))
-    cv = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=0)
-    return cross_val_predict(model, np.asarray(texts, dtype=object), y, cv=cv, method="predict_proba")
+# ----------------------------------------------------------------------------- the practitioner's embedding model
 
 
 def embed_lr_oof(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """5-fold out-of-fold predict_proba of LogisticRegression on fixed embeddings."""
     cv = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=0)
     return cross_val_predict(LogisticRegression(max_iter=1000), x, y, cv=cv, method="predict_proba")
-
-
-# ----------------------------------------------------------------------------- noise
-
-
-def inject_noise(y: np.ndarray, k: int, rate: float, kind: str, clean_probs: np.ndarray | None, seed: int) -> tuple[np.ndarray, int]:
-    """(noisy labels, rows skipped to keep every class at >= FOLDS given rows).
-
-    Rows are drawn without replacement with weight 1 (uniform) or the clean model's probability of
-    the row's most-confused other class (confusion), by Efraimidis-Spirakis keys: sorting
-    Exp(1) / weight ascending is weighted sampling without replacement. Uniform noise sends a row
-    to a uniformly drawn other class; confusion noise to the most-confused class.
-    """
-    rng = np.random.default_rng(seed)
-    n = len(y)
-    if kind == "uniform":
-        weight = np.ones(n)
-        target = (y + rng.integers(1, k, size=n)) % k
-    else:
-        other = clean_probs.copy()
-        other[np.arange(n), y] = -1.0
-        target = other.argmax(axis=1)
-        weight = other.max(axis=1)
-    with np.errstate(divide="ignore"):
-        order = np.argsort(rng.exponential(size=n) / weight, kind="stable")
-    n_flip = int(round(rate * n))
-    noisy = y.copy()
-    counts = np.bincount(y, minlength=k)
-    flipped = protected = 0
-    for i in order:
-        if flipped == n_flip or weight[i] <= 0:
-            break
-        if counts[y[i]] <= FOLDS:
-            protected += 1
-            continue
-        noisy[i] = target[i]
-        counts[y[i]] -= 1
-        counts[target[i]] += 1
-        flipped += 1
-    assert (noisy != y).sum() == flipped
-    return noisy, protected
 
 
 # ----------------------------------------------------------------------------- metrics

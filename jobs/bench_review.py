@@ -2,13 +2,14 @@
 the same effort spent on random rows or no reviewer at all (the queued rows dropped)?
 
     python jobs/bench_review.py --banking77 ../shared/data/banking77 --clinc150 ../shared/data/clinc150 \
-        [--sizes 20,full] [--noise 0.1] [--rounds 2] [--budget 0.05] [--seeds 5] \
+        [--sizes 20,full] [--noise 0.1] [--noise-kind uniform] [--rounds 2] [--budget 0.05] [--seeds 5] \
         [--run-root runs/bench/review_work] [--out runs/bench/review.json]
 
 A **simulated reviewer** stands in for the human: an oracle that writes each queued row's true label. It can only
-exist where the true labels are known, so the training split gets ``--noise`` of its labels flipped uniformly to
-another class (seeded; the test split is untouched, jobs/bench_data.py). What it measures is the queue and the loop,
-with a perfect annotator; real annotators make mistakes of their own.
+exist where the true labels are known, so the training split gets ``--noise`` of its labels flipped (seeded; the test
+split is untouched; jobs/bench_data.py): ``--noise-kind uniform`` to a uniformly drawn other class, ``confusion`` to
+the class a clean TF-IDF model confuses the row with most (settings named ``<dataset>-<size>-confusion``). What it
+measures is the queue and the loop, with a perfect annotator; real annotators make mistakes of their own.
 
 Per setting (a dataset at full size or N training examples per class): the hardmine pipeline with its defaults up to
 the score stage, then ``--rounds`` review rounds through the product's own commands -- round 1 ``hardmine review
@@ -53,7 +54,9 @@ parser.add_argument("--clinc150", help="folder with data_full.json (in-scope int
 parser.add_argument("--out", default="runs/bench/review.json")
 parser.add_argument("--run-root", default="runs/bench/review_work")
 parser.add_argument("--sizes", default="20,full", help="comma list: full and/or training examples per class")
-parser.add_argument("--noise", type=float, default=0.1, help="share of training labels flipped uniformly to another class")
+parser.add_argument("--noise", type=float, default=0.1, help="share of training labels flipped to another class")
+parser.add_argument("--noise-kind", choices=("uniform", "confusion"), default="uniform",
+                    help="uniform: to a uniformly drawn other class; confusion: to the class a clean TF-IDF model confuses the row with most")
 parser.add_argument("--rounds", type=int, default=2, help="review rounds")
 parser.add_argument("--budget", type=float, default=0.05, help="rows reviewed per round, as a share of the training rows")
 parser.add_argument("--seeds", type=int, default=5, help="retrains per arm")
@@ -236,8 +239,8 @@ def bench(dataset: str, size: str, train: list, test: list, log) -> dict:
     root = Path(args.run_root)
     if size != "full":
         train = per_class_subset(train, int(size), seed=0)
-    tag = f"{dataset}-{size}"
-    split = write_split(tag, train, test, root, args.noise)
+    tag = f"{dataset}-{size}" + ("" if args.noise_kind == "uniform" else f"-{args.noise_kind}")
+    split = write_split(tag, train, test, root, args.noise, kind=args.noise_kind)
     cfg = from_dict(deep_merge({"name": f"review-{tag}", "run_root": str(root), "data": split["data"]},
                                parse_overrides(["sweep.enabled=false", *args.overrides])))
     budget = max(1, int(round(args.budget * split["n_train"])))
@@ -263,7 +266,7 @@ def bench(dataset: str, size: str, train: list, test: list, log) -> dict:
     return {
         "dataset": dataset, "size": size,
         "rows": {"train": split["n_train"], "test": split["n_test"], "classes": len(split["data"]["labels"]), "n_noisy": split["n_noisy"]},
-        "noise": args.noise, "budget_per_round": budget, "rounds": rounds,
+        "noise": args.noise, "noise_kind": args.noise_kind, "budget_per_round": budget, "rounds": rounds,
         "fold_ensemble_accuracy_v0": hist[0].get("fold_ensemble") if hist else None,
         "oof": {k: store.manifest()["stages"]["oof"]["summary"].get(k) for k in ("accuracy", "log_loss", "ece")},
         "retrain": {"backbone": "frozen", "head": cfg.oof.head, "seeds": args.seeds},
@@ -310,7 +313,8 @@ def main() -> int:
     for size in sorted(sizes, key=lambda s: (s == "full", int(s) if s.isdigit() else 0)):
         for name, path, loader in todo:
             train, test = loader(path)
-            results[f"{name}-{size}"] = bench(name, size, train, test, log)
+            tag = f"{name}-{size}" + ("" if args.noise_kind == "uniform" else f"-{args.noise_kind}")
+            results[tag] = bench(name, size, train, test, log)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps({"settings": results, "args": vars(args)}, indent=2, default=float))
     print()
