@@ -311,7 +311,8 @@ def retrain(cfg, store, backbone: str, seeds: int, log) -> pa.Table:
     todo = {k: v for k, v in sets.items() if not (reused is not None and k[0] == "baseline")}
     if reused is not None:
         log(f"  {backbone}: baseline reused from {reused_from} (same recipe, seeds and upstream stages)")
-    log(f"  {backbone}: retraining {len(todo)} models ({len(todo) // seeds} arms x {seeds} seeds)")
+    log(f"  {backbone}: retraining {len(todo)} models ({len(todo) // seeds} arms x {seeds} seeds)" if todo
+        else f"  {backbone}: every model was recorded: nothing to retrain")
     tag = "" if default else "-" + "-".join(a.replace("-", "") for a in arms if a != "tfidf-logreg")
     parts = [] if reused is None else [reused]
     plain = {k: v for k, v in todo.items() if k[0] not in LOOP_MODE}
