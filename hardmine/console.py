@@ -9,9 +9,11 @@ summarised once at the end (:func:`warning_summary`).
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
+import threading
 from collections import Counter
 from contextlib import contextmanager
 from typing import Iterator
@@ -47,6 +49,29 @@ class _WarningCounter(logging.Handler):
         self.counts[msg] += 1
 
 
+class _CaptureBuffer(io.TextIOBase):
+    """What :meth:`Console.captured` puts in place of ``sys.stdout`` / ``sys.stderr``: writes from any thread are
+    kept in order until drained into the log."""
+
+    def __init__(self):
+        super().__init__()
+        self._parts: list[str] = []
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        with self._lock:
+            self._parts.append(s)
+        return len(s)
+
+    def drain(self) -> str:
+        with self._lock:
+            text, self._parts = "".join(self._parts), []
+        return text
+
+
 class Console:
     def __init__(self, verbose: bool = False, stream=None):
         self.verbose = verbose
@@ -57,6 +82,10 @@ class Console:
         self._logger = logging.getLogger("hardmine")
         self._logger.propagate = False
         self._logger.setLevel(logging.DEBUG)
+        self._capture_lock = threading.Lock()
+        self._capture_depth = 0
+        self._capture_saved: tuple | None = None
+        self._capture_buf: _CaptureBuffer | None = None
 
     # --------------------------------------------------------------- writing
     def _out(self):
@@ -129,20 +158,31 @@ class Console:
     def captured(self, what: str) -> Iterator[None]:
         """Send a library's direct prints (Tune's banner and trial tables, Train's reports) to the log file.
 
-        Python-level only (``sys.stdout`` / ``sys.stderr``); with ``-v`` nothing is redirected.
+        Python-level only (``sys.stdout`` / ``sys.stderr``); with ``-v`` nothing is redirected. Blocks may overlap
+        in threads (the fold and retrain trainers are fitted from driver threads, two or more at once): the streams
+        are process-wide, so the first block to enter redirects them, the last to leave restores them, and each
+        block writes what was captured to the log as it leaves. (Nested ``contextlib.redirect_stdout`` blocks left
+        in another order than entered restore a stale stream: the console then wrote into a buffer nobody read.)
         """
         if self.verbose:
             yield
             return
-        import io
-        from contextlib import redirect_stderr, redirect_stdout
-
-        buf = io.StringIO()
+        with self._capture_lock:
+            if self._capture_depth == 0:
+                self._capture_saved = (sys.stdout, sys.stderr)
+                self._capture_buf = _CaptureBuffer()
+                sys.stdout = sys.stderr = self._capture_buf
+            self._capture_depth += 1
+            buf = self._capture_buf
         try:
-            with redirect_stdout(buf), redirect_stderr(buf):
-                yield
+            yield
         finally:
-            text = buf.getvalue().strip()
+            with self._capture_lock:
+                text = buf.drain().strip()
+                self._capture_depth -= 1
+                if self._capture_depth == 0:
+                    sys.stdout, sys.stderr = self._capture_saved
+                    self._capture_saved = self._capture_buf = None
             if text:
                 self._logger.info(f"[{what}] output:\n{text}")
 
