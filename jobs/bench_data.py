@@ -25,6 +25,29 @@ def load_clinc150(folder: str) -> tuple[list, list]:
     return [tuple(r) for r in d["train"]], [tuple(r) for r in d["test"]]
 
 
+def datasets(banking77: str | None, clinc150: str | None) -> list[tuple]:
+    """(name, folder, loader) of each dataset given whose folder exists; a missing folder is said and skipped."""
+    todo = []
+    for name, path, loader in (("banking77", banking77, load_banking77), ("clinc150", clinc150, load_clinc150)):
+        if not path:
+            continue
+        if not Path(path).exists():
+            print(f"skip {name}: {path} does not exist (pass the folder of the dataset)")
+            continue
+        todo.append((name, path, loader))
+    return todo
+
+
+def parse_sizes(spec: str) -> list[str]:
+    """The settings of a --sizes list ('full' and/or training examples per class >= 5), the small ones first (they are
+    the question, and they are quick); ValueError naming the bad entries."""
+    sizes = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [s for s in sizes if s != "full" and not (s.isdigit() and int(s) >= 5)]
+    if bad:
+        raise ValueError(f"--sizes: {bad} are not 'full' or a count of training examples per class >= 5 (the OOF stage needs 5 folds)")
+    return sorted(sizes, key=lambda s: (s == "full", int(s) if s.isdigit() else 0))
+
+
 def per_class_subset(train: list, k: int, seed: int) -> list:
     """``k`` rows of every class (all of a smaller class), drawn with ``seed``; original order kept."""
     rng = np.random.default_rng(seed)

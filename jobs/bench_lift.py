@@ -132,7 +132,7 @@ from hardmine.pipeline.stages import stages_through  # noqa: E402
 from hardmine.pipeline.augment import augment_to_store  # noqa: E402
 from hardmine.select import select, select_kwargs  # noqa: E402
 
-from bench_data import load_banking77, load_clinc150, per_class_subset, write_pool, write_split  # noqa: E402
+from bench_data import datasets, parse_sizes, per_class_subset, write_pool, write_split  # noqa: E402
 
 TARGETED = ("targeted", "targeted-ambiguous", "targeted-class-aware")
 ARMS = ("baseline", "clean", "random", *TARGETED, "tfidf-logreg")
@@ -465,27 +465,18 @@ def table(tag: str, bb: str, r: dict) -> str:
 
 
 def main() -> int:
-    todo = []
-    for name, path, loader in (("banking77", args.banking77, load_banking77), ("clinc150", args.clinc150, load_clinc150)):
-        if not path:
-            continue
-        if not Path(path).exists():
-            print(f"skip {name}: {path} does not exist (pass the folder of the dataset)")
-            continue
-        todo.append((name, path, loader))
+    todo = datasets(args.banking77, args.clinc150)
     if not todo:
         print("nothing to run: pass --banking77 and/or --clinc150 with the dataset folders", file=sys.stderr)
         return 2
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    bad = [s for s in sizes if s != "full" and not (s.isdigit() and int(s) >= 5)]
-    if bad:
-        print(f"--sizes: {bad} are not 'full' or a count of training examples per class >= 5 (the OOF stage needs 5 folds)", file=sys.stderr)
+    try:
+        order = parse_sizes(args.sizes)
+    except ValueError as e:
+        print(e, file=sys.stderr)
         return 2
     log = lambda s: print(s, flush=True)  # noqa: E731
     out = Path(args.out)
     results = json.loads(out.read_text()).get("settings", {}) if out.exists() else {}
-    # the small settings first: they are the question, and they are quick
-    order = sorted(sizes, key=lambda s: (s == "full", int(s) if s.isdigit() else 0))
     for size in order:
         for name, path, loader in todo:
             train, test = loader(path)

@@ -75,7 +75,7 @@ from hardmine.review.commands import export, import_corrections, next_batch  # n
 from hardmine.review.versions import record_version_metrics, review_history, version_table  # noqa: E402
 from hardmine.store import RunStore  # noqa: E402
 
-from bench_data import load_banking77, load_clinc150, per_class_subset, write_split  # noqa: E402
+from bench_data import datasets, parse_sizes, per_class_subset, write_split  # noqa: E402
 
 PAIRS = (("reviewed", "random-review"), ("reviewed", "dropped"), ("oracle", "reviewed"))
 DROP_QUEUE = "bench_drop_candidates"
@@ -234,12 +234,17 @@ def summarize(runs, store: RunStore, cfg) -> dict:
 # ----------------------------------------------------------------------------- one setting
 
 
+def setting_tag(dataset: str, size: str) -> str:
+    """The setting's name (its run directory is review-<tag>): <dataset>-<size>, plus -confusion for confusable noise."""
+    return f"{dataset}-{size}" + ("" if args.noise_kind == "uniform" else f"-{args.noise_kind}")
+
+
 def bench(dataset: str, size: str, train: list, test: list, log) -> dict:
     t0 = time.time()
     root = Path(args.run_root)
     if size != "full":
         train = per_class_subset(train, int(size), seed=0)
-    tag = f"{dataset}-{size}" + ("" if args.noise_kind == "uniform" else f"-{args.noise_kind}")
+    tag = setting_tag(dataset, size)
     split = write_split(tag, train, test, root, args.noise, kind=args.noise_kind)
     cfg = from_dict(deep_merge({"name": f"review-{tag}", "run_root": str(root), "data": split["data"]},
                                parse_overrides(["sweep.enabled=false", *args.overrides])))
@@ -297,24 +302,22 @@ def main() -> int:
     if args.rounds < 1 or not 0 < args.budget < 1:
         print("--rounds must be >= 1 and --budget a share of the training rows in (0, 1)", file=sys.stderr)
         return 2
-    todo = [(n, p, f) for n, p, f in (("banking77", args.banking77, load_banking77), ("clinc150", args.clinc150, load_clinc150))
-            if p and Path(p).exists()]
+    todo = datasets(args.banking77, args.clinc150)
     if not todo:
         print("nothing to run: pass --banking77 and/or --clinc150 with the dataset folders", file=sys.stderr)
         return 2
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    bad = [s for s in sizes if s != "full" and not (s.isdigit() and int(s) >= 5)]
-    if bad:
-        print(f"--sizes: {bad} are not 'full' or a count of training examples per class >= 5", file=sys.stderr)
+    try:
+        sizes = parse_sizes(args.sizes)
+    except ValueError as e:
+        print(e, file=sys.stderr)
         return 2
     log = lambda s: print(s, flush=True)  # noqa: E731
     out = Path(args.out)
     results = json.loads(out.read_text()).get("settings", {}) if out.exists() else {}
-    for size in sorted(sizes, key=lambda s: (s == "full", int(s) if s.isdigit() else 0)):
+    for size in sizes:
         for name, path, loader in todo:
             train, test = loader(path)
-            tag = f"{name}-{size}" + ("" if args.noise_kind == "uniform" else f"-{args.noise_kind}")
-            results[tag] = bench(name, size, train, test, log)
+            results[setting_tag(name, size)] = bench(name, size, train, test, log)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps({"settings": results, "args": vars(args)}, indent=2, default=float))
     print()
